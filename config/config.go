@@ -1,0 +1,315 @@
+// Package config is sluice's YAML configuration: the types with their
+// documented defaults, SLUICE_* environment overrides, and Validate, which
+// reports every problem at once, each naming its key.
+//
+// Secrets (pseudonymization keys, SASL passwords, S3 credentials) are never
+// part of this file: keys name the environment variable or file they come
+// from.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of `sluice run`.
+type Config struct {
+	Kafka         Kafka         `yaml:"kafka"`
+	Stages        []Stage       `yaml:"stages"`
+	Sink          Sink          `yaml:"sink"`
+	Observability Observability `yaml:"observability"`
+	// ShutdownTimeout bounds the drain on SIGTERM: stop polling, flush,
+	// commit. Default 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Kafka is the source.
+type Kafka struct {
+	// Brokers are the seed brokers, host:port. "embedded" runs an
+	// in-process broker (for demos). No default.
+	Brokers []string `yaml:"brokers"`
+	// Topics to consume. No default.
+	Topics []string `yaml:"topics"`
+	// Group is the consumer group. Default "sluice".
+	Group string `yaml:"group"`
+	// StartFrom is where a partition with no committed position starts:
+	// earliest (default) or latest.
+	StartFrom string `yaml:"start_from"`
+	// DeadLetterTopic receives rejected records instead of the rejected
+	// output. Default "" (none).
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// SessionTimeout is the group session timeout. Default 45s.
+	SessionTimeout Duration `yaml:"session_timeout"`
+	// ClientID is the Kafka client id. Default "sluice".
+	ClientID string `yaml:"client_id"`
+	// MaxPollRecords bounds the records taken per poll. Default 10000.
+	MaxPollRecords int `yaml:"max_poll_records"`
+}
+
+// Stage is one entry of the stage list, in the order the stages run.
+type Stage struct {
+	// Type of the stage: decode.
+	Type string `yaml:"type"`
+}
+
+// Sink is the output.
+type Sink struct {
+	// URL is the output root: file:///path. No default.
+	URL string `yaml:"url"`
+	// Compression of Parquet pages: zstd (default), snappy, gzip, lz4, none.
+	Compression string `yaml:"compression"`
+	// Roll says when a partition flushes its files.
+	Roll Roll `yaml:"roll"`
+	// RowGroupSize closes a Parquet row group when its buffered size
+	// reaches it. Default 32MiB.
+	RowGroupSize ByteSize `yaml:"row_group_size"`
+	// MemoryLimit: when the buffered output of all partitions passes it,
+	// the partitions holding the most flush early. Default 512MiB.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
+	// Rejected is where rejected records go: store (the rejected/ output,
+	// default) or off (counted and logged, not written).
+	Rejected string `yaml:"rejected"`
+}
+
+// Roll limits one flush of a partition.
+type Roll struct {
+	// MaxRows flushes after this many records. Default 1000000.
+	MaxRows int64 `yaml:"max_rows"`
+	// MaxBytes flushes when the estimated output reaches it. Default 128MiB.
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// MaxAge flushes a range this long after its first record arrived, by
+	// the wall clock, also when no new records arrive. Default 5m.
+	MaxAge Duration `yaml:"max_age"`
+}
+
+// Observability is logging and the HTTP endpoints.
+type Observability struct {
+	// Listen is the address of /metrics, /livez and /readyz. Default
+	// 127.0.0.1:9464; "" turns the server off.
+	Listen string `yaml:"listen"`
+	// LogLevel: debug, info (default), warn, error.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat: text (default) or json.
+	LogFormat string `yaml:"log_format"`
+}
+
+// Default returns the configuration with every default filled in.
+func Default() Config {
+	return Config{
+		Kafka: Kafka{
+			Group:          "sluice",
+			StartFrom:      "earliest",
+			SessionTimeout: Duration(45e9),
+			ClientID:       "sluice",
+			MaxPollRecords: 10000,
+		},
+		Stages: []Stage{{Type: "decode"}},
+		Sink: Sink{
+			Compression:  "zstd",
+			Roll:         Roll{MaxRows: 1_000_000, MaxBytes: 128 << 20, MaxAge: Duration(5 * 60e9)},
+			RowGroupSize: 32 << 20,
+			MemoryLimit:  512 << 20,
+			Rejected:     "store",
+		},
+		Observability: Observability{
+			Listen:    "127.0.0.1:9464",
+			LogLevel:  "info",
+			LogFormat: "text",
+		},
+		ShutdownTimeout: Duration(30e9),
+	}
+}
+
+// Load reads the YAML file at path over the defaults and applies the
+// SLUICE_* overrides from environ (as os.Environ gives it). It does not
+// validate: call Validate.
+func Load(path string, environ []string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := cfg.ApplyEnv(environ); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse reads YAML over the defaults. Unknown keys are errors, all of them
+// reported at once with their dotted key and line.
+func Parse(data []byte) (Config, error) {
+	cfg := Default()
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return cfg, err
+	}
+	if len(root.Content) == 0 { // empty document: defaults
+		return cfg, nil
+	}
+	if errs := checkKeys(root.Content[0], typeOfConfig, ""); len(errs) > 0 {
+		return cfg, errors.Join(errs...)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// Validate reports every problem of c, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+
+	k := c.Kafka
+	if len(k.Brokers) == 0 {
+		bad("kafka.brokers", "at least one broker is required (host:port, or \"embedded\")")
+	}
+	for i, b := range k.Brokers {
+		if b == "embedded" {
+			if len(k.Brokers) > 1 {
+				bad(fmt.Sprintf("kafka.brokers[%d]", i), "\"embedded\" cannot be mixed with other brokers")
+			}
+			continue
+		}
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			bad(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
+		}
+	}
+	if len(k.Topics) == 0 {
+		bad("kafka.topics", "at least one topic is required")
+	}
+	for i, t := range k.Topics {
+		if !validTopic(t) {
+			bad(fmt.Sprintf("kafka.topics[%d]", i), "%q is not a valid topic name (letters, digits, . _ -; at most 249)", t)
+		}
+	}
+	if k.Group == "" {
+		bad("kafka.group", "a consumer group is required")
+	}
+	if k.StartFrom != "earliest" && k.StartFrom != "latest" {
+		bad("kafka.start_from", "%q is not earliest or latest", k.StartFrom)
+	}
+	if k.DeadLetterTopic != "" {
+		bad("kafka.dead_letter_topic", "the dead-letter output is not available in this version; use sink.rejected")
+	}
+	if k.SessionTimeout.D() < 1e9 {
+		bad("kafka.session_timeout", "%s is too short (at least 1s)", k.SessionTimeout)
+	}
+	if k.ClientID == "" {
+		bad("kafka.client_id", "must not be empty")
+	}
+	if k.MaxPollRecords < 1 {
+		bad("kafka.max_poll_records", "must be at least 1, got %d", k.MaxPollRecords)
+	}
+
+	errs = append(errs, validateStages(c.Stages)...)
+
+	s := c.Sink
+	if s.URL == "" {
+		bad("sink.url", "an output URL is required (file:///path)")
+	} else if u, err := url.Parse(s.URL); err != nil {
+		bad("sink.url", "%v", err)
+	} else {
+		switch u.Scheme {
+		case "file":
+			if u.Path == "" || (u.Host != "" && u.Host != "localhost") {
+				bad("sink.url", "%q: a file URL is file:///absolute/path", s.URL)
+			}
+		default:
+			bad("sink.url", "%q: scheme %q is not supported (file)", s.URL, u.Scheme)
+		}
+	}
+	if !slices.Contains([]string{"zstd", "snappy", "gzip", "lz4", "none"}, s.Compression) {
+		bad("sink.compression", "%q is not zstd, snappy, gzip, lz4 or none", s.Compression)
+	}
+	if s.Roll.MaxRows < 1 {
+		bad("sink.roll.max_rows", "must be at least 1, got %d", s.Roll.MaxRows)
+	}
+	if s.Roll.MaxBytes < 1<<10 {
+		bad("sink.roll.max_bytes", "must be at least 1KiB, got %s", s.Roll.MaxBytes)
+	}
+	if s.Roll.MaxAge.D() < 1e8 {
+		bad("sink.roll.max_age", "must be at least 100ms, got %s", s.Roll.MaxAge)
+	}
+	if s.RowGroupSize < 1<<10 {
+		bad("sink.row_group_size", "must be at least 1KiB, got %s", s.RowGroupSize)
+	}
+	if s.MemoryLimit < 1<<20 {
+		bad("sink.memory_limit", "must be at least 1MiB, got %s", s.MemoryLimit)
+	}
+	if s.Rejected != "store" && s.Rejected != "off" {
+		bad("sink.rejected", "%q is not store or off", s.Rejected)
+	}
+
+	o := c.Observability
+	if o.Listen != "" {
+		if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+			bad("observability.listen", "%q is not host:port", o.Listen)
+		}
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, o.LogLevel) {
+		bad("observability.log_level", "%q is not debug, info, warn or error", o.LogLevel)
+	}
+	if o.LogFormat != "text" && o.LogFormat != "json" {
+		bad("observability.log_format", "%q is not text or json", o.LogFormat)
+	}
+	if c.ShutdownTimeout.D() < 1e9 {
+		bad("shutdown_timeout", "must be at least 1s, got %s", c.ShutdownTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// StageTypes are the stage types this build knows, in a valid order.
+var StageTypes = []string{"decode"}
+
+func validateStages(stages []Stage) []error {
+	var errs []error
+	if len(stages) == 0 {
+		return []error{errors.New("stages: at least the decode stage is required")}
+	}
+	seen := map[string]int{}
+	for i, st := range stages {
+		key := fmt.Sprintf("stages[%d]", i)
+		if !slices.Contains(StageTypes, st.Type) {
+			errs = append(errs, fmt.Errorf("%s.type: %q is not a stage type (%s)", key, st.Type, strings.Join(StageTypes, ", ")))
+			continue
+		}
+		if j, dup := seen[st.Type]; dup {
+			errs = append(errs, fmt.Errorf("%s.type: %s is already stages[%d]", key, st.Type, j))
+		}
+		seen[st.Type] = i
+	}
+	if j, ok := seen["decode"]; !ok {
+		errs = append(errs, errors.New("stages: the decode stage is required (every other stage works on decoded events)"))
+	} else if j != 0 {
+		errs = append(errs, fmt.Errorf("stages[%d].type: decode must be the first stage", j))
+	}
+	return errs
+}
+
+func validTopic(t string) bool {
+	if t == "" || len(t) > 249 || t == "." || t == ".." {
+		return false
+	}
+	for _, c := range t {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,369 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Options configure a Runner. Zero values take the documented defaults.
+type Options struct {
+	Brokers []string // required
+	Topics  []string // required
+	Group   string   // required
+	// StartFrom is where a partition with no committed offset starts:
+	// "earliest" (default) or "latest".
+	StartFrom      string
+	SessionTimeout time.Duration // default 45s
+	ClientID       string        // default "sluice"
+	MaxPollRecords int           // records per poll, default 10000
+
+	// Roll: a partition flushes when its pending range reaches RollMaxRows
+	// records, RollMaxBytes estimated output bytes, or is RollMaxAge old by
+	// the wall clock (also when no new records arrive).
+	RollMaxRows  int64         // default 1,000,000
+	RollMaxBytes int64         // default 128 MiB
+	RollMaxAge   time.Duration // default 5m
+
+	// ShutdownTimeout bounds the drain on shutdown and on revocation; a
+	// partition not flushed by then is released without committing.
+	ShutdownTimeout time.Duration // default 30s
+	// RetryBackoff is the first wait after a failed flush; it doubles up to
+	// RetryBackoffMax. Defaults 200ms and 10s.
+	RetryBackoff    time.Duration
+	RetryBackoffMax time.Duration
+
+	// KafkaOpts are extra client options (TLS, SASL, logging).
+	KafkaOpts []kgo.Opt
+}
+
+func (o *Options) setDefaults() {
+	if o.StartFrom == "" {
+		o.StartFrom = "earliest"
+	}
+	if o.SessionTimeout == 0 {
+		o.SessionTimeout = 45 * time.Second
+	}
+	if o.ClientID == "" {
+		o.ClientID = "sluice"
+	}
+	if o.MaxPollRecords == 0 {
+		o.MaxPollRecords = 10000
+	}
+	if o.RollMaxRows == 0 {
+		o.RollMaxRows = 1_000_000
+	}
+	if o.RollMaxBytes == 0 {
+		o.RollMaxBytes = 128 << 20
+	}
+	if o.RollMaxAge == 0 {
+		o.RollMaxAge = 5 * time.Minute
+	}
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = 30 * time.Second
+	}
+	if o.RetryBackoff == 0 {
+		o.RetryBackoff = 200 * time.Millisecond
+	}
+	if o.RetryBackoffMax == 0 {
+		o.RetryBackoffMax = 10 * time.Second
+	}
+}
+
+// Validate reports every problem of o at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if len(o.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers: at least one broker is required"))
+	}
+	if len(o.Topics) == 0 {
+		errs = append(errs, errors.New("topics: at least one topic is required"))
+	}
+	if o.Group == "" {
+		errs = append(errs, errors.New("group: a consumer group is required"))
+	}
+	if o.StartFrom != "" && o.StartFrom != "earliest" && o.StartFrom != "latest" {
+		errs = append(errs, fmt.Errorf("start_from: %q is not earliest or latest", o.StartFrom))
+	}
+	if o.MaxPollRecords < 0 || o.RollMaxRows < 0 || o.RollMaxBytes < 0 || o.RollMaxAge < 0 {
+		errs = append(errs, errors.New("poll and roll limits must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// Runner consumes the topics as a member of a consumer group and runs one
+// worker per assigned partition. Each worker processes its records in offset
+// order through the stages into its PartitionSink and flushes offset ranges;
+// a partition's Kafka offset is committed only after the flush that covers
+// it has made its files durable.
+type Runner struct {
+	opts   Options
+	stages StageFactory
+	sink   Sink
+	log    *slog.Logger
+	stats  Stats
+
+	client *kgo.Client
+
+	mu      sync.Mutex
+	workers map[topicPartition]*worker
+	failed  error
+	cancel  context.CancelFunc
+}
+
+// NewRunner checks opts and returns a runner. It does not connect yet.
+func NewRunner(opts Options, stages StageFactory, sink Sink, log *slog.Logger) (*Runner, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("pipeline options: %w", err)
+	}
+	opts.setDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{
+		opts:    opts,
+		stages:  stages,
+		sink:    sink,
+		log:     log,
+		workers: make(map[topicPartition]*worker),
+	}, nil
+}
+
+// Stats returns the runner's running totals.
+func (r *Runner) Stats() *Stats { return &r.stats }
+
+// Run consumes until ctx is canceled or a worker fails, then drains: it stops
+// polling, flushes and commits every partition (bounded by ShutdownTimeout),
+// and leaves the group. It returns nil after a clean drain on cancellation,
+// and the failure otherwise.
+func (r *Runner) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.mu.Lock()
+	r.cancel = cancel
+	r.mu.Unlock()
+
+	reset := kgo.NewOffset().AtStart()
+	if r.opts.StartFrom == "latest" {
+		reset = kgo.NewOffset().AtEnd()
+	}
+	kopts := []kgo.Opt{
+		kgo.SeedBrokers(r.opts.Brokers...),
+		kgo.ClientID(r.opts.ClientID),
+		kgo.ConsumerGroup(r.opts.Group),
+		kgo.ConsumeTopics(r.opts.Topics...),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.SessionTimeout(r.opts.SessionTimeout),
+		kgo.ConsumeResetOffset(reset),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.OnPartitionsAssigned(r.assigned),
+		kgo.OnPartitionsRevoked(r.revoked),
+		kgo.OnPartitionsLost(r.lost),
+	}
+	kopts = append(kopts, r.opts.KafkaOpts...)
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	r.client = cl
+	r.log.Info("consuming", "topics", r.opts.Topics, "group", r.opts.Group)
+
+	for ctx.Err() == nil {
+		fetches := cl.PollRecords(ctx, r.opts.MaxPollRecords)
+		if fetches.IsClientClosed() {
+			break
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			r.stats.FetchErrors.Add(1)
+			r.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
+		})
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			w := r.worker(p.Topic, p.Partition)
+			if w == nil {
+				// Cannot happen with BlockRebalanceOnPoll: assignment
+				// precedes fetching, revocation waits for polls.
+				r.log.Error("records for a partition without a worker", "topic", p.Topic, "partition", p.Partition)
+				return
+			}
+			select {
+			case w.in <- p.Records:
+			case <-w.done:
+			case <-ctx.Done():
+			}
+		})
+		cl.AllowRebalance()
+	}
+
+	// Drain: every worker flushes what it has and commits, then we leave.
+	drainCtx, drainCancel := context.WithTimeout(context.Background(), r.opts.ShutdownTimeout)
+	defer drainCancel()
+	r.stopAll(drainCtx)
+	cl.Close()
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed
+}
+
+func (r *Runner) worker(topic string, partition int32) *worker {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.workers[topicPartition{topic, partition}]
+}
+
+// fail records the first fatal error and stops the runner.
+func (r *Runner) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failed == nil {
+		r.failed = err
+		r.log.Error("pipeline failed", "err", err)
+	}
+	if r.cancel != nil {
+		r.cancel()
+	}
+}
+
+func (r *Runner) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	for topic, partitions := range assigned {
+		for _, p := range partitions {
+			if err := r.startWorker(topic, p); err != nil {
+				r.fail(fmt.Errorf("start partition %s/%d: %w", topic, p, err))
+			}
+		}
+	}
+}
+
+func (r *Runner) startWorker(topic string, partition int32) error {
+	tp := topicPartition{topic, partition}
+	r.mu.Lock()
+	_, exists := r.workers[tp]
+	r.mu.Unlock()
+	if exists {
+		return nil
+	}
+	stages, err := r.stages(topic, partition)
+	if err != nil {
+		return err
+	}
+	ps, err := r.sink.OpenPartition(topic, partition)
+	if err != nil {
+		return err
+	}
+	w := newWorker(r, topic, partition, stages, ps)
+	r.mu.Lock()
+	r.workers[tp] = w
+	r.mu.Unlock()
+	r.log.Info("partition assigned", "topic", topic, "partition", partition)
+	go w.run()
+	return nil
+}
+
+// revoked flushes and commits the revoked partitions before they are
+// released, each within ShutdownTimeout.
+func (r *Runner) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.ShutdownTimeout)
+	defer cancel()
+	r.stopPartitions(ctx, revoked, false)
+}
+
+// lost drops the lost partitions without committing: another member may
+// own them already.
+func (r *Runner) lost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	r.stopPartitions(ctx, lost, true)
+}
+
+func (r *Runner) stopPartitions(ctx context.Context, parts map[string][]int32, discard bool) {
+	var ws []*worker
+	r.mu.Lock()
+	for topic, partitions := range parts {
+		for _, p := range partitions {
+			tp := topicPartition{topic, p}
+			if w, ok := r.workers[tp]; ok {
+				delete(r.workers, tp)
+				ws = append(ws, w)
+			}
+		}
+	}
+	r.mu.Unlock()
+	r.stopWorkers(ctx, ws, discard)
+}
+
+func (r *Runner) stopAll(ctx context.Context) {
+	r.mu.Lock()
+	ws := make([]*worker, 0, len(r.workers))
+	for tp, w := range r.workers {
+		ws = append(ws, w)
+		delete(r.workers, tp)
+	}
+	r.mu.Unlock()
+	r.stopWorkers(ctx, ws, false)
+}
+
+func (r *Runner) stopWorkers(ctx context.Context, ws []*worker, discard bool) {
+	for _, w := range ws {
+		if discard {
+			w.cancel()
+		} else {
+			w.drain()
+		}
+	}
+	for _, w := range ws {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			r.log.Warn("partition did not drain in time; releasing it without commit", "topic", w.topic, "partition", w.partition)
+			w.cancel()
+			<-w.done
+		}
+		if discard {
+			r.log.Info("partition lost", "topic", w.topic, "partition", w.partition)
+		} else {
+			r.log.Info("partition released", "topic", w.topic, "partition", w.partition)
+		}
+	}
+}
+
+// commit commits offset next (one past the last flushed record) for one
+// partition and waits for the broker's answer.
+func (r *Runner) commit(ctx context.Context, topic string, partition int32, epoch int32, next int64) error {
+	var cerr error
+	offsets := map[string]map[int32]kgo.EpochOffset{topic: {partition: {Epoch: epoch, Offset: next}}}
+	r.client.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerr.ErrorForCode(p.ErrorCode); e != nil {
+					cerr = e
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		return fmt.Errorf("commit %s/%d at %d: %w", topic, partition, next, cerr)
+	}
+	return nil
+}

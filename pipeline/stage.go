@@ -1,0 +1,65 @@
+package pipeline
+
+import "context"
+
+// Stage is one step of the pipeline over a batch of typed events.
+//
+// Process looks only at events whose State is Keep. A bad record is data:
+// the stage marks it with Event.Reject and goes on. An error return means
+// the batch cannot proceed at all (for example a dependency is gone); the
+// worker then stops without committing anything past the last flush.
+//
+// A Stage belongs to one partition worker and is never called concurrently;
+// state shared between partitions must be safe for concurrent use.
+type Stage interface {
+	Name() string
+	Process(ctx context.Context, b *Batch) error
+}
+
+// StageFactory builds the stage chain for one assigned partition. It is
+// called once per assignment, so per-partition state (a dedupe window, a
+// cache) starts fresh with every assignment.
+type StageFactory func(topic string, partition int32) ([]Stage, error)
+
+// Sink opens the output of one assigned partition.
+type Sink interface {
+	OpenPartition(topic string, partition int32) (PartitionSink, error)
+}
+
+// PartitionSink buffers the output of one partition between flushes. It is
+// owned by the partition worker and never used concurrently.
+type PartitionSink interface {
+	// Write appends the kept events of b to the events file of their Kafka
+	// hour and the rejected ones to the rejected file of their hour; dropped
+	// events are skipped. Everything Write needs is copied: b may be reused
+	// once Write returns. An error means the sink cannot buffer any more.
+	Write(b *Batch) error
+
+	// Pending reports the rows and the estimated bytes buffered since the
+	// last successful flush.
+	Pending() (rows, bytes int64)
+
+	// Flush closes every file written since the last flush and makes each
+	// durable in the store under a name derived from the offset range
+	// [first, last], so that flushing the same records as the same range
+	// always produces the same objects. On error nothing is lost: the
+	// closed files are kept and Flush may be called again with the same
+	// range. On success the buffers are empty.
+	Flush(ctx context.Context, first, last int64) (FlushResult, error)
+
+	// Discard drops everything buffered (the partition was lost).
+	Discard()
+}
+
+// FlushResult describes the objects one flush wrote.
+type FlushResult struct {
+	Files []FileInfo
+}
+
+// FileInfo is one object written by a flush.
+type FileInfo struct {
+	Key      string
+	Rows     int64
+	Bytes    int64
+	Rejected bool // true for a file of the rejected output
+}

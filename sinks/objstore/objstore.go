@@ -1,0 +1,190 @@
+// Package objstore is sluice's access to object storage: the Store contract
+// and its implementations (a local directory; S3 follows the same contract).
+package objstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ErrNotExist is returned by Get for a key that has no object.
+var ErrNotExist = errors.New("object does not exist")
+
+// Store is an object store rooted at a URL. Keys are slash-separated paths
+// relative to the root, without a leading slash.
+type Store interface {
+	// Put writes the object key with the size bytes read from r. It
+	// replaces an existing object atomically: a reader sees the old or the
+	// new object, never a part of either. The object is durable when Put
+	// returns nil; on error no partial object is visible.
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
+	// Get returns the content of key, or an error wrapping ErrNotExist.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// List returns the keys under prefix, in lexical order.
+	List(ctx context.Context, prefix string) ([]string, error)
+	// String names the store root for logs and errors.
+	String() string
+}
+
+// Open returns the store for a sink URL. Supported: file:///abs/path.
+func Open(rawURL string) (Store, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("sink url %q: %w", rawURL, err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, fmt.Errorf("sink url %q: file URLs take no host (use file:///abs/path)", rawURL)
+		}
+		if u.Path == "" {
+			return nil, fmt.Errorf("sink url %q: no path", rawURL)
+		}
+		return NewDir(u.Path)
+	default:
+		return nil, fmt.Errorf("sink url %q: unsupported scheme %q (supported: file)", rawURL, u.Scheme)
+	}
+}
+
+// Dir is a Store in a local directory. Put writes to a hidden temporary
+// file next to the target, fsyncs it, renames it into place and fsyncs the
+// directory, so an object appears whole or not at all, even on power loss.
+type Dir struct {
+	root string
+}
+
+// NewDir returns a Store rooted at dir, creating it if needed. It fails if
+// the directory cannot be created or written.
+func NewDir(dir string) (*Dir, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("output directory: %w", err)
+	}
+	probe, err := os.CreateTemp(abs, ".sluice-probe-*")
+	if err != nil {
+		return nil, fmt.Errorf("output directory %s is not writable: %w", abs, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	return &Dir{root: abs}, nil
+}
+
+// String implements Store.
+func (d *Dir) String() string { return "file://" + d.root }
+
+// Root is the directory the store writes under.
+func (d *Dir) Root() string { return d.root }
+
+func (d *Dir) path(key string) (string, error) {
+	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "..") {
+		return "", fmt.Errorf("invalid object key %q", key)
+	}
+	return filepath.Join(d.root, filepath.FromSlash(key)), nil
+}
+
+// Put implements Store.
+func (d *Dir) Put(ctx context.Context, key string, r io.Reader, size int64) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	// Hidden and without the .parquet suffix: loaders never pick it up.
+	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	n, err := io.Copy(f, r)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("put %s: wrote %d bytes, want %d", key, n, size)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("put %s: fsync: %w", key, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err = os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err = syncDir(dir); err != nil {
+		return fmt.Errorf("put %s: fsync dir: %w", key, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// Get implements Store.
+func (d *Dir) Get(ctx context.Context, key string) ([]byte, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("get %s: %w", key, ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	return b, nil
+}
+
+// List implements Store. Temporary files of unfinished Puts are skipped.
+func (d *Dir) List(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	err := filepath.WalkDir(d.root, func(p string, de os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if de.IsDir() || strings.HasPrefix(de.Name(), ".") {
+			return nil
+		}
+		rel, err := filepath.Rel(d.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if strings.HasPrefix(key, prefix) {
+			keys = append(keys, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	return keys, nil // WalkDir visits in lexical order
+}

@@ -1,0 +1,333 @@
+// Package parquet writes sluice's output: per partition, one Parquet file
+// per output (events, rejected) and Kafka hour, named after the offset range
+// of the flush that closes it (DESIGN.md, "Output").
+package parquet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	pq "github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/compress/gzip"
+	"github.com/parquet-go/parquet-go/compress/lz4"
+	"github.com/parquet-go/parquet-go/compress/snappy"
+	"github.com/parquet-go/parquet-go/compress/uncompressed"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+
+	"github.com/sluicedata/sluice/pipeline"
+)
+
+// Store is where finished files go. Put replaces key atomically and is
+// durable on return (objstore.Store satisfies it).
+type Store interface {
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
+}
+
+// Options configure the sink. Zero values take the documented defaults.
+type Options struct {
+	// Compression codec: zstd (default), snappy, gzip, lz4 or none.
+	Compression string
+	// RowGroupBytes: a row group is closed when its buffered, uncompressed
+	// size reaches this. Default 32 MiB.
+	RowGroupBytes int64
+	// DisableRejected drops rejected records instead of writing the
+	// rejected output (their offsets still resolve). Default false.
+	DisableRejected bool
+	// Version is written into each file's created_by. Default "dev".
+	Version string
+}
+
+// Validate reports every problem of o at once.
+func (o Options) Validate() error {
+	var errs []error
+	if _, err := codec(o.Compression); err != nil {
+		errs = append(errs, err)
+	}
+	if o.RowGroupBytes < 0 {
+		errs = append(errs, errors.New("row group bytes must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func codec(name string) (compress.Codec, error) {
+	switch strings.ToLower(name) {
+	case "", "zstd":
+		return &zstd.Codec{Level: zstd.SpeedDefault}, nil
+	case "snappy":
+		return &snappy.Codec{}, nil
+	case "gzip":
+		return &gzip.Codec{Level: gzip.DefaultCompression}, nil
+	case "lz4":
+		return &lz4.Codec{}, nil
+	case "none", "uncompressed":
+		return &uncompressed.Codec{}, nil
+	}
+	return nil, fmt.Errorf("compression %q: want zstd, snappy, gzip, lz4 or none", name)
+}
+
+// Sink writes Parquet files into a Store. It is safe for concurrent use by
+// the partition workers; each PartitionSink is owned by one worker.
+type Sink struct {
+	store   Store
+	opts    Options
+	wopts   []pq.WriterOption
+	rgBytes int64
+}
+
+// New returns a sink writing into store.
+func New(store Store, opts Options) (*Sink, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("parquet sink: %w", err)
+	}
+	c, _ := codec(opts.Compression)
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	rg := opts.RowGroupBytes
+	if rg == 0 {
+		rg = 32 << 20
+	}
+	return &Sink{
+		store:   store,
+		opts:    opts,
+		rgBytes: rg,
+		wopts: []pq.WriterOption{
+			pq.Compression(c),
+			pq.CreatedBy("sluice", opts.Version, ""),
+		},
+	}, nil
+}
+
+// OpenPartition implements pipeline.Sink.
+func (s *Sink) OpenPartition(topic string, partition int32) (pipeline.PartitionSink, error) {
+	return &Partition{
+		sink:      s,
+		topic:     topic,
+		partition: partition,
+		files:     make(map[fileKey]*file),
+	}, nil
+}
+
+// fileKey identifies an open file: output and Kafka hour.
+type fileKey struct {
+	rejected bool
+	hour     int64 // Unix hour of the Kafka timestamp
+}
+
+type file struct {
+	key  fileKey
+	buf  *bytes.Buffer
+	ew   *pq.GenericWriter[EventRow]
+	rw   *pq.GenericWriter[RejectedRow]
+	rows int64
+
+	evBatch  []EventRow
+	rejBatch []RejectedRow
+}
+
+func (f *file) size() int64 {
+	if f.ew != nil {
+		return f.ew.Size()
+	}
+	return f.rw.Size()
+}
+
+// closedFile is a finished file waiting for (another) upload attempt.
+type closedFile struct {
+	key  fileKey
+	data []byte
+	rows int64
+}
+
+// Partition is the PartitionSink of one partition.
+type Partition struct {
+	sink      *Sink
+	topic     string
+	partition int32
+
+	files   map[fileKey]*file
+	touched []*file
+	closed  []closedFile // non-nil between a failed upload and its retry
+
+	pendingRows int64
+}
+
+func hourOf(ms int64) int64 {
+	h := ms / 3_600_000
+	if ms < 0 && ms%3_600_000 != 0 {
+		h--
+	}
+	return h
+}
+
+func (p *Partition) file(k fileKey) *file {
+	if f, ok := p.files[k]; ok {
+		return f
+	}
+	f := &file{key: k, buf: new(bytes.Buffer)}
+	if k.rejected {
+		f.rw = pq.NewGenericWriter[RejectedRow](f.buf, p.sink.wopts...)
+	} else {
+		f.ew = pq.NewGenericWriter[EventRow](f.buf, p.sink.wopts...)
+	}
+	p.files[k] = f
+	return f
+}
+
+// Write implements pipeline.PartitionSink.
+func (p *Partition) Write(b *pipeline.Batch) error {
+	if p.closed != nil {
+		return errors.New("write while a flush is unfinished")
+	}
+	p.touched = p.touched[:0]
+	for i := range b.Events {
+		e := &b.Events[i]
+		var f *file
+		switch e.State {
+		case pipeline.Keep:
+			f = p.file(fileKey{hour: hourOf(e.KafkaTime)})
+			f.evBatch = append(f.evBatch, EventRow{})
+			eventRow(&f.evBatch[len(f.evBatch)-1], e)
+		case pipeline.Rejected:
+			if p.sink.opts.DisableRejected {
+				continue
+			}
+			f = p.file(fileKey{rejected: true, hour: hourOf(e.KafkaTime)})
+			f.rejBatch = append(f.rejBatch, RejectedRow{})
+			rejectedRow(&f.rejBatch[len(f.rejBatch)-1], e)
+		default:
+			continue
+		}
+		if len(f.evBatch)+len(f.rejBatch) == 1 {
+			p.touched = append(p.touched, f)
+		}
+	}
+	for _, f := range p.touched {
+		if err := p.writeRows(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Partition) writeRows(f *file) error {
+	var n int
+	var err error
+	if f.ew != nil {
+		n, err = f.ew.Write(f.evBatch)
+		clear(f.evBatch)
+		f.evBatch = f.evBatch[:0]
+	} else {
+		n, err = f.rw.Write(f.rejBatch)
+		clear(f.rejBatch)
+		f.rejBatch = f.rejBatch[:0]
+	}
+	f.rows += int64(n)
+	p.pendingRows += int64(n)
+	if err != nil {
+		return fmt.Errorf("parquet write %s: %w", p.name(f.key, 0, 0), err)
+	}
+	if buffered := f.size() - int64(f.buf.Len()); buffered >= p.sink.rgBytes {
+		if f.ew != nil {
+			err = f.ew.Flush()
+		} else {
+			err = f.rw.Flush()
+		}
+		if err != nil {
+			return fmt.Errorf("parquet row group %s: %w", p.name(f.key, 0, 0), err)
+		}
+	}
+	return nil
+}
+
+// Pending implements pipeline.PartitionSink.
+func (p *Partition) Pending() (rows, bytes int64) {
+	for _, f := range p.files {
+		bytes += f.size()
+	}
+	for _, c := range p.closed {
+		bytes += int64(len(c.data))
+	}
+	return p.pendingRows, bytes
+}
+
+// name is the object key of a file for the flush [first, last].
+func (p *Partition) name(k fileKey, first, last int64) string {
+	out := "events"
+	if k.rejected {
+		out = "rejected"
+	}
+	t := time.Unix(k.hour*3600, 0).UTC()
+	return fmt.Sprintf("%s/date=%s/hour=%02d/%s+%d+%020d+%020d.parquet",
+		out, t.Format("2006-01-02"), t.Hour(), p.topic, p.partition, first, last)
+}
+
+// Flush implements pipeline.PartitionSink.
+func (p *Partition) Flush(ctx context.Context, first, last int64) (pipeline.FlushResult, error) {
+	if p.closed == nil {
+		closed, err := p.closeFiles()
+		if err != nil {
+			return pipeline.FlushResult{}, err
+		}
+		p.closed = closed
+	}
+	res := pipeline.FlushResult{Files: make([]pipeline.FileInfo, 0, len(p.closed))}
+	for _, c := range p.closed {
+		key := p.name(c.key, first, last)
+		if err := p.sink.store.Put(ctx, key, bytes.NewReader(c.data), int64(len(c.data))); err != nil {
+			return pipeline.FlushResult{}, fmt.Errorf("upload %s: %w", key, err)
+		}
+		res.Files = append(res.Files, pipeline.FileInfo{Key: key, Rows: c.rows, Bytes: int64(len(c.data)), Rejected: c.key.rejected})
+	}
+	p.closed = nil
+	p.pendingRows = 0
+	return res, nil
+}
+
+// closeFiles finishes every open file, in a fixed order (events before
+// rejected, by hour), so that re-running a range uploads in the same order.
+func (p *Partition) closeFiles() ([]closedFile, error) {
+	keys := make([]fileKey, 0, len(p.files))
+	for k := range p.files {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b fileKey) int {
+		if a.rejected != b.rejected {
+			if a.rejected {
+				return 1
+			}
+			return -1
+		}
+		return int(a.hour - b.hour)
+	})
+	closed := make([]closedFile, 0, len(keys))
+	for _, k := range keys {
+		f := p.files[k]
+		var err error
+		if f.ew != nil {
+			err = f.ew.Close()
+		} else {
+			err = f.rw.Close()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parquet close: %w", err)
+		}
+		closed = append(closed, closedFile{key: k, data: f.buf.Bytes(), rows: f.rows})
+	}
+	clear(p.files)
+	return closed, nil
+}
+
+// Discard implements pipeline.PartitionSink.
+func (p *Partition) Discard() {
+	clear(p.files)
+	p.closed = nil
+	p.pendingRows = 0
+}

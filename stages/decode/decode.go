@@ -1,0 +1,350 @@
+// Package decode turns the JSON value of each Kafka record into a typed
+// pipeline.Event, following the input contract of DESIGN.md. A record that
+// is not a JSON object, lacks a required field or has a field of the wrong
+// type is rejected with a precise reason; it is never dropped.
+package decode
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluicedata/sluice/pipeline"
+	"github.com/valyala/fastjson"
+)
+
+// StageName is the name rejections of this stage carry.
+const StageName = "decode"
+
+// Stage decodes records. It keeps one parser and scratch buffers, so one
+// Stage must not be shared between partition workers.
+type Stage struct {
+	p       fastjson.Parser
+	scratch []byte // string arena of the current event
+	extra   []byte
+	props   []byte
+}
+
+// New returns a decode stage.
+func New() *Stage { return &Stage{} }
+
+// Name implements pipeline.Stage.
+func (s *Stage) Name() string { return StageName }
+
+// Process implements pipeline.Stage: it decodes every kept event of b from
+// its Raw value.
+func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
+	for i := range b.Events {
+		e := &b.Events[i]
+		if e.State != pipeline.Keep {
+			continue
+		}
+		if reason := s.Decode(e); reason != "" {
+			e.Reject(StageName, reason)
+		}
+	}
+	return nil
+}
+
+// field indexes of the known top-level fields.
+const (
+	fEventID = iota
+	fEvent
+	fTS
+	fUserID
+	fSessionID
+	fIP
+	fUserAgent
+	fAppID
+	fPlatform
+	fPageURL
+	fReferrer
+	fProperties
+	numFields
+)
+
+var fieldNames = [numFields]string{
+	fEventID: "event_id", fEvent: "event", fTS: "ts", fUserID: "user_id",
+	fSessionID: "session_id", fIP: "ip", fUserAgent: "user_agent",
+	fAppID: "app_id", fPlatform: "platform", fPageURL: "page_url",
+	fReferrer: "referrer", fProperties: "properties",
+}
+
+func lookupField(key []byte) int {
+	// A switch on string(key) does not allocate.
+	switch string(key) {
+	case "event_id":
+		return fEventID
+	case "event":
+		return fEvent
+	case "ts":
+		return fTS
+	case "user_id":
+		return fUserID
+	case "session_id":
+		return fSessionID
+	case "ip":
+		return fIP
+	case "user_agent":
+		return fUserAgent
+	case "app_id":
+		return fAppID
+	case "platform":
+		return fPlatform
+	case "page_url":
+		return fPageURL
+	case "referrer":
+		return fReferrer
+	case "properties":
+		return fProperties
+	}
+	return -1
+}
+
+// span is a string's place in the scratch arena.
+type span struct{ off, n int32 }
+
+// Decode fills e from e.Raw. It returns "" on success and the reason for
+// rejecting the record otherwise; e is left partly filled on rejection.
+func (s *Stage) Decode(e *pipeline.Event) string {
+	raw := e.Raw
+	if len(raw) == 0 {
+		return "empty record value"
+	}
+	if !utf8.Valid(raw) {
+		return "record value is not valid UTF-8"
+	}
+	v, err := s.p.ParseBytes(raw)
+	if err != nil {
+		return "invalid JSON: " + err.Error()
+	}
+	obj, err := v.Object()
+	if err != nil {
+		return "not a JSON object (got " + v.Type().String() + ")"
+	}
+
+	var (
+		vals   [numFields]*fastjson.Value
+		reason string
+	)
+	s.extra = s.extra[:0]
+	obj.Visit(func(key []byte, fv *fastjson.Value) {
+		if reason != "" {
+			return
+		}
+		f := lookupField(key)
+		if f < 0 {
+			if len(s.extra) == 0 {
+				s.extra = append(s.extra, '{')
+			} else {
+				s.extra = append(s.extra, ',')
+			}
+			s.extra = appendJSONString(s.extra, key)
+			s.extra = append(s.extra, ':')
+			s.extra = fv.MarshalTo(s.extra)
+			return
+		}
+		if vals[f] != nil {
+			reason = "duplicate field " + fieldNames[f]
+			return
+		}
+		if fv.Type() != fastjson.TypeNull { // explicit null counts as absent
+			vals[f] = fv
+		}
+	})
+	if reason != "" {
+		return reason
+	}
+
+	// Strings of the event share one allocation: collect them in the
+	// arena, then cut the final string into pieces.
+	s.scratch = s.scratch[:0]
+	var spans [numFields]span
+	for _, f := range [...]int{fEventID, fEvent, fSessionID, fUserAgent, fAppID, fPlatform, fPageURL, fReferrer} {
+		fv := vals[f]
+		if fv == nil {
+			continue
+		}
+		b, err := fv.StringBytes()
+		if err != nil {
+			return wrongType(fieldNames[f], "string", fv)
+		}
+		spans[f] = s.add(b)
+	}
+	if vals[fEventID] == nil {
+		return "missing required field event_id"
+	}
+	if spans[fEventID].n == 0 {
+		return "event_id is empty"
+	}
+	if vals[fEvent] == nil {
+		return "missing required field event"
+	}
+	if spans[fEvent].n == 0 {
+		return "event is empty"
+	}
+
+	if vals[fTS] == nil {
+		return "missing required field ts"
+	}
+	ts, reason := parseTS(vals[fTS])
+	if reason != "" {
+		return reason
+	}
+
+	var ipBytes []byte
+	if fv := vals[fIP]; fv != nil {
+		b, err := fv.StringBytes()
+		if err != nil {
+			return wrongType("ip", "string", fv)
+		}
+		ipBytes = b
+	}
+
+	if fv := vals[fUserID]; fv != nil {
+		switch fv.Type() {
+		case fastjson.TypeString:
+			b, _ := fv.StringBytes()
+			spans[fUserID] = s.add(b)
+		case fastjson.TypeNumber:
+			// Integers as their exact decimal digits, never via float64.
+			n := len(s.scratch)
+			s.scratch = fv.MarshalTo(s.scratch)
+			if !isInteger(s.scratch[n:]) {
+				s.scratch = s.scratch[:n]
+				return "user_id: want string or integer, got non-integer number"
+			}
+			spans[fUserID] = span{int32(n), int32(len(s.scratch) - n)}
+		default:
+			return wrongType("user_id", "string or integer", fv)
+		}
+	}
+
+	s.props = s.props[:0]
+	if fv := vals[fProperties]; fv != nil {
+		if fv.Type() != fastjson.TypeObject {
+			return wrongType("properties", "object", fv)
+		}
+		s.props = fv.MarshalTo(s.props)
+	}
+
+	// One string holds every text field of the event.
+	propsAt := len(s.scratch)
+	s.scratch = append(s.scratch, s.props...)
+	extraAt := len(s.scratch)
+	if len(s.extra) > 0 {
+		s.scratch = append(s.scratch, s.extra...)
+		s.scratch = append(s.scratch, '}')
+	}
+	all := string(s.scratch)
+	cut := func(sp span) string { return all[sp.off : sp.off+sp.n] }
+
+	e.EventID = cut(spans[fEventID])
+	e.EventName = cut(spans[fEvent])
+	e.EventTime = ts
+	if vals[fUserID] != nil {
+		e.UserID = cut(spans[fUserID])
+		e.HasUserID = true
+	}
+	e.SessionID = cut(spans[fSessionID])
+	e.UserAgent = cut(spans[fUserAgent])
+	e.AppID = cut(spans[fAppID])
+	e.Platform = cut(spans[fPlatform])
+	e.PageURL = cut(spans[fPageURL])
+	e.Referrer = cut(spans[fReferrer])
+	e.Properties = all[propsAt:extraAt]
+	e.Extra = all[extraAt:]
+	if ipBytes != nil {
+		if ip, err := netip.ParseAddr(string(ipBytes)); err == nil {
+			e.IP = ip.Unmap()
+		} else {
+			e.IPInvalid = true
+		}
+	}
+	return ""
+}
+
+func (s *Stage) add(b []byte) span {
+	n := len(s.scratch)
+	s.scratch = append(s.scratch, b...)
+	return span{int32(n), int32(len(b))}
+}
+
+// parseTS reads ts: an RFC 3339 string (any fraction, truncated to ms) or
+// an integer of epoch milliseconds.
+func parseTS(v *fastjson.Value) (int64, string) {
+	switch v.Type() {
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		t, err := time.Parse(time.RFC3339Nano, string(b))
+		if err != nil {
+			return 0, fmt.Sprintf("ts: %q is not an RFC 3339 timestamp", truncate(b, 64))
+		}
+		return t.UnixMilli(), ""
+	case fastjson.TypeNumber:
+		var buf [32]byte
+		digits := v.MarshalTo(buf[:0])
+		if !isInteger(digits) {
+			return 0, "ts: want RFC 3339 string or integer epoch milliseconds, got non-integer number"
+		}
+		ms, err := strconv.ParseInt(string(digits), 10, 64)
+		if err != nil {
+			return 0, "ts: epoch milliseconds out of range"
+		}
+		return ms, ""
+	default:
+		return 0, wrongType("ts", "RFC 3339 string or integer epoch milliseconds", v)
+	}
+}
+
+func isInteger(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func wrongType(field, want string, v *fastjson.Value) string {
+	return field + ": want " + want + ", got " + v.Type().String()
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	return b[:n]
+}
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(dst, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for _, c := range s {
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}
