@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -31,6 +32,11 @@ type Options struct {
 	RollMaxRows  int64         // default 1,000,000
 	RollMaxBytes int64         // default 128 MiB
 	RollMaxAge   time.Duration // default 5m
+
+	// MemoryLimit: when the bytes buffered by all partitions pass it, every
+	// partition holding at least its even share flushes early. Default
+	// 512 MiB.
+	MemoryLimit int64
 
 	// ShutdownTimeout bounds the drain on shutdown and on revocation; a
 	// partition not flushed by then is released without committing.
@@ -65,6 +71,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.RollMaxAge == 0 {
 		o.RollMaxAge = 5 * time.Minute
+	}
+	if o.MemoryLimit == 0 {
+		o.MemoryLimit = 512 << 20
 	}
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = 30 * time.Second
@@ -115,6 +124,12 @@ type Runner struct {
 	log    *slog.Logger
 	stats  Stats
 
+	joined  atomic.Bool  // the group assigned partitions at least once
+	failing atomic.Int64 // partitions whose last flush attempt failed
+
+	// buffered is the sum of the bytes the partitions report pending.
+	buffered atomic.Int64
+
 	client *kgo.Client
 
 	mu      sync.Mutex
@@ -143,6 +158,27 @@ func NewRunner(opts Options, stages StageFactory, sink Sink, log *slog.Logger) (
 
 // Stats returns the runner's running totals.
 func (r *Runner) Stats() *Stats { return &r.stats }
+
+// Buffered returns the bytes buffered by all partitions.
+func (r *Runner) Buffered() int64 { return r.buffered.Load() }
+
+// Ready reports nil when the runner has joined its group and no partition
+// is failing to flush, and the reason otherwise.
+func (r *Runner) Ready() error {
+	if !r.joined.Load() {
+		return errors.New("consumer group not joined yet")
+	}
+	if n := r.failing.Load(); n > 0 {
+		return fmt.Errorf("%d partition(s) cannot flush to the store", n)
+	}
+	return nil
+}
+
+func (r *Runner) numWorkers() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return int64(len(r.workers))
+}
 
 // Run consumes until ctx is canceled or a worker fails, then drains: it stops
 // polling, flushes and commits every partition (bounded by ShutdownTimeout),
@@ -245,6 +281,7 @@ func (r *Runner) fail(err error) {
 }
 
 func (r *Runner) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	r.joined.Store(true)
 	for topic, partitions := range assigned {
 		for _, p := range partitions {
 			if err := r.startWorker(topic, p); err != nil {

@@ -33,6 +33,7 @@ type worker struct {
 	epoch        int32
 	records      int64 // records in the pending range
 	pendingSince time.Time
+	buffered     int64 // this worker's share of Runner.buffered
 }
 
 func newWorker(r *Runner, topic string, partition int32, stages []Stage, ps PartitionSink) *worker {
@@ -69,6 +70,7 @@ func (w *worker) tickEvery() time.Duration {
 func (w *worker) run() {
 	defer close(w.done)
 	defer w.cancel()
+	defer func() { w.r.buffered.Add(-w.buffered) }()
 	ticker := time.NewTicker(w.tickEvery())
 	defer ticker.Stop()
 	for {
@@ -109,8 +111,8 @@ func (w *worker) handle(recs []*kgo.Record) error {
 			return err
 		}
 		recs = recs[n:]
-		_, bytes := w.sink.Pending()
-		if w.records >= w.r.opts.RollMaxRows || bytes >= w.r.opts.RollMaxBytes {
+		bytes := w.account()
+		if w.records >= w.r.opts.RollMaxRows || bytes >= w.r.opts.RollMaxBytes || w.overMemory(bytes) {
 			if !w.flush() {
 				return fmt.Errorf("flush interrupted: %w", context.Cause(w.ctx))
 			}
@@ -159,6 +161,22 @@ func (w *worker) process(recs []*kgo.Record) error {
 	return nil
 }
 
+// account publishes the sink's pending bytes to the runner's total.
+func (w *worker) account() int64 {
+	_, bytes := w.sink.Pending()
+	w.r.buffered.Add(bytes - w.buffered)
+	w.buffered = bytes
+	return bytes
+}
+
+// overMemory tells whether this partition should flush early because all
+// partitions together hold more than MemoryLimit and this one holds at
+// least its even share.
+func (w *worker) overMemory(bytes int64) bool {
+	total := w.r.buffered.Load()
+	return total > w.r.opts.MemoryLimit && bytes*max(w.r.numWorkers(), 1) >= total
+}
+
 // flush makes the pending range durable, retrying with backoff until it
 // succeeds or the worker is canceled, then commits the offset after it. It
 // reports false if the worker was canceled before the range was durable.
@@ -168,6 +186,12 @@ func (w *worker) flush() bool {
 	}
 	backoff := w.r.opts.RetryBackoff
 	var res FlushResult
+	failing := false
+	defer func() {
+		if failing {
+			w.r.failing.Add(-1)
+		}
+	}()
 	for {
 		var err error
 		start := time.Now()
@@ -181,6 +205,10 @@ func (w *worker) flush() bool {
 			return false
 		}
 		w.r.stats.FlushErrors.Add(1)
+		if !failing {
+			failing = true
+			w.r.failing.Add(1)
+		}
 		w.r.log.Warn("flush failed; retrying", "topic", w.topic, "partition", w.partition,
 			"first", w.first, "last", w.last, "retry_in", backoff, "err", err)
 		select {
@@ -206,5 +234,6 @@ func (w *worker) flush() bool {
 	}
 	w.pending = false
 	w.records = 0
+	w.account()
 	return true
 }

@@ -100,7 +100,7 @@ func New(store Store, opts Options) (*Sink, error) {
 		rgBytes: rg,
 		wopts: []pq.WriterOption{
 			pq.Compression(c),
-			pq.CreatedBy("sluice", opts.Version, ""),
+			pq.CreatedBy("sluice", opts.Version, "release"),
 		},
 	}, nil
 }

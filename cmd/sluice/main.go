@@ -1,0 +1,84 @@
+// Command sluice is the enrichment pipeline: Kafka in, Parquet out.
+//
+//	sluice run      --config sluice.yaml   until SIGTERM: drain, flush, commit, exit 0
+//	sluice demo                            embedded broker + generator + pipeline → ./sluice-demo
+//	sluice gen      --brokers … --topic …  produce synthetic events to a cluster
+//	sluice inspect  FILE                   schema, row count, sample rows (read with Arrow)
+//	sluice validate --config sluice.yaml   every config problem, each naming its key
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// exitError carries a process exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `sluice: stream-processing enrichment pipeline, Kafka to partitioned Parquet.
+
+Usage:
+  sluice run      --config sluice.yaml    consume until SIGTERM/SIGINT, then drain, flush, commit, exit 0
+  sluice demo     [--events N] [--out DIR] embedded broker + generated events + pipeline → ./sluice-demo
+  sluice gen      --brokers B --topic T   produce synthetic events (--events, --rate, --dup-rate, --bad-rate)
+  sluice inspect  FILE                    print a Parquet file's schema, row count and first rows
+  sluice validate --config sluice.yaml    check a config; print every problem
+  sluice version
+
+Run "sluice COMMAND -h" for a command's flags.
+`)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	var err error
+	switch cmd {
+	case "run":
+		err = cmdRun(args)
+	case "demo":
+		err = cmdDemo(args)
+	case "gen":
+		err = cmdGen(args)
+	case "inspect":
+		err = cmdInspect(args, os.Stdout)
+	case "validate":
+		err = cmdValidate(args, os.Stdout)
+	case "version", "--version":
+		fmt.Println("sluice", version)
+	case "help", "-h", "--help":
+		usage(os.Stdout)
+	default:
+		fmt.Fprintf(os.Stderr, "sluice: unknown command %q\n\n", cmd)
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	if err != nil {
+		code := 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "sluice "+cmd+":", err)
+		} else {
+			code = 0
+		}
+		os.Exit(code)
+	}
+}

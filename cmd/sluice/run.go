@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func cmdRun(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	path := fs.String("config", "", "config file (YAML); SLUICE_* variables override keys")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Observability)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	brokers := cfg.Kafka.Brokers
+	if len(brokers) == 1 && brokers[0] == "embedded" {
+		c, err := startEmbeddedBroker(cfg.Kafka.Topics, 4)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		brokers = c.ListenAddrs()
+		log.Info("embedded broker", "addrs", brokers, "topics", cfg.Kafka.Topics)
+	}
+	r, store, err := newRunner(cfg, brokers, log)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	if err := serveObservability(ctx, cfg.Observability.Listen, r, log); err != nil {
+		return &exitError{2, err}
+	}
+	log.Info("sluice starting", "version", version, "sink", store.String())
+	if err := r.Run(ctx); err != nil {
+		return err
+	}
+	s := r.Stats().Snapshot()
+	log.Info("sluice stopped", "records", s.RecordsIn, "flushed", s.RecordsFlushed, "files", s.FilesWritten, "rejected", s.EventsRejected)
+	return nil
+}

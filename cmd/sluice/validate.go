@@ -1,0 +1,41 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/sluicedata/sluice/config"
+)
+
+// loadConfig loads and validates the config file with the environment's
+// overrides; the error lists every problem, one per line.
+func loadConfig(path string) (config.Config, error) {
+	if path == "" {
+		return config.Config{}, &exitError{2, errors.New("--config is required")}
+	}
+	cfg, err := config.Load(path, os.Environ())
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		return cfg, &exitError{2, fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))}
+	}
+	return cfg, nil
+}
+
+func cmdValidate(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	path := fs.String("config", "", "config file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if _, err := loadConfig(*path); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s: OK\n", *path)
+	return nil
+}
