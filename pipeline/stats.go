@@ -21,8 +21,8 @@ type Stats struct {
 // StatsSnapshot is a copy of Stats at one moment.
 type StatsSnapshot struct {
 	RecordsIn, EventsKept, EventsRejected, EventsDropped int64
-	RecordsFlushed, Flushes, FilesWritten, RowsWritten    int64
-	BytesWritten, FlushErrors, CommitErrors, FetchErrors  int64
+	RecordsFlushed, Flushes, FilesWritten, RowsWritten   int64
+	BytesWritten, FlushErrors, CommitErrors, FetchErrors int64
 }
 
 // Snapshot copies the totals.

@@ -13,8 +13,8 @@ import (
 
 	"github.com/sluicedata/sluice/config"
 	"github.com/sluicedata/sluice/pipeline"
-	pqsink "github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/sinks/objstore"
+	pqsink "github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/stages/decode"
 )
 

@@ -117,6 +117,11 @@ func (s *Stage) Decode(e *pipeline.Event) string {
 	if !utf8.Valid(raw) {
 		return "record value is not valid UTF-8"
 	}
+	// The parser is lenient (it takes numbers like 007); the validator
+	// holds records to RFC 8259 so that what we pass on is valid JSON.
+	if err := fastjson.ValidateBytes(raw); err != nil {
+		return "invalid JSON: " + err.Error()
+	}
 	v, err := s.p.ParseBytes(raw)
 	if err != nil {
 		return "invalid JSON: " + err.Error()

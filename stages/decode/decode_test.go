@@ -1,0 +1,228 @@
+package decode
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/sluicedata/sluice/pipeline"
+)
+
+func decodeOne(t testing.TB, raw string) (pipeline.Event, string) {
+	t.Helper()
+	e := pipeline.Event{Raw: []byte(raw)}
+	return e, New().Decode(&e)
+}
+
+func TestDecodeValid(t *testing.T) {
+	tests := []struct {
+		name  string
+		raw   string
+		check func(t *testing.T, e pipeline.Event)
+	}{
+		{"minimal with RFC 3339", `{"event_id":"a","event":"page_view","ts":"2026-03-01T12:00:00Z"}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.EventID, "a")
+			eq(t, e.EventName, "page_view")
+			eq(t, e.EventTime, int64(1772366400000))
+			eq(t, e.HasUserID, false)
+			eq(t, e.Extra, "")
+			eq(t, e.Properties, "")
+		}},
+		{"fraction finer than ms is truncated", `{"event_id":"a","event":"x","ts":"2026-03-01T12:00:00.123987654+01:00"}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.EventTime, int64(1772362800123))
+		}},
+		{"epoch ms integer", `{"event_id":"a","event":"x","ts":1772366400123}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.EventTime, int64(1772366400123))
+		}},
+		{"integer user id keeps exact digits", `{"event_id":"a","event":"x","ts":1,"user_id":12345678901234567890123}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.UserID, "12345678901234567890123")
+			eq(t, e.HasUserID, true)
+		}},
+		{"negative integer user id", `{"event_id":"a","event":"x","ts":1,"user_id":-42}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.UserID, "-42")
+		}},
+		{"string user id as is", `{"event_id":"a","event":"x","ts":1,"user_id":"U-\u00e9"}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.UserID, "U-é")
+		}},
+		{"explicit null is absent", `{"event_id":"a","event":"x","ts":1,"user_id":null,"ip":null,"properties":null,"session_id":null}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.HasUserID, false)
+			eq(t, e.IP.IsValid(), false)
+			eq(t, e.IPInvalid, false)
+			eq(t, e.Properties, "")
+		}},
+		{"all optional fields", `{"event_id":"a","event":"x","ts":1,"session_id":"s","ip":"203.0.113.9","user_agent":"UA/1","app_id":"app","platform":"web","page_url":"https://e.com/p","referrer":"https://r.com/","properties":{"a":[1,2,{"b":null}],"c":"d"}}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.SessionID, "s")
+			eq(t, e.IP.String(), "203.0.113.9")
+			eq(t, e.UserAgent, "UA/1")
+			eq(t, e.AppID, "app")
+			eq(t, e.Platform, "web")
+			eq(t, e.PageURL, "https://e.com/p")
+			eq(t, e.Referrer, "https://r.com/")
+			eq(t, e.Properties, `{"a":[1,2,{"b":null}],"c":"d"}`)
+		}},
+		{"IPv6 and v4-mapped", `{"event_id":"a","event":"x","ts":1,"ip":"::ffff:198.51.100.7"}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.IP.String(), "198.51.100.7")
+		}},
+		{"invalid ip keeps the event", `{"event_id":"a","event":"x","ts":1,"ip":"999.1.1.1"}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.IP.IsValid(), false)
+			eq(t, e.IPInvalid, true)
+		}},
+		{"unknown fields go to extra", `{"z":1,"event_id":"a","event":"x","ts":1,"we\"ird\n":{"k":[true]},"n":null}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.Extra, `{"z":1,"we\"ird\n":{"k":[true]},"n":null}`)
+			var m map[string]any
+			if err := json.Unmarshal([]byte(e.Extra), &m); err != nil {
+				t.Fatalf("extra is not JSON: %v", err)
+			}
+			if len(m) != 3 {
+				t.Errorf("extra has %d keys, want 3", len(m))
+			}
+		}},
+		{"escaped strings are unescaped", `{"event_id":"a\"b","event":"\u0063lick","ts":1}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.EventID, `a"b`)
+			eq(t, e.EventName, "click")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, reason := decodeOne(t, tt.raw)
+			if reason != "" {
+				t.Fatalf("rejected: %s", reason)
+			}
+			tt.check(t, e)
+		})
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	tests := []struct{ raw, want string }{
+		{``, "empty record value"},
+		{"\xff\xfe{}", "record value is not valid UTF-8"},
+		{`not json`, "invalid JSON"},
+		{`{"event_id":"a"`, "invalid JSON"},
+		{`[1,2]`, "not a JSON object (got array)"},
+		{`{"event_id":"a","event":"x","ts":1,"n":007}`, "invalid JSON"},
+		{`"str"`, "not a JSON object (got string)"},
+		{`{"event":"x","ts":1}`, "missing required field event_id"},
+		{`{"event_id":null,"event":"x","ts":1}`, "missing required field event_id"},
+		{`{"event_id":"","event":"x","ts":1}`, "event_id is empty"},
+		{`{"event_id":7,"event":"x","ts":1}`, "event_id: want string, got number"},
+		{`{"event_id":"a","ts":1}`, "missing required field event"},
+		{`{"event_id":"a","event":["x"],"ts":1}`, "event: want string, got array"},
+		{`{"event_id":"a","event":"x"}`, "missing required field ts"},
+		{`{"event_id":"a","event":"x","ts":"2026-13-01"}`, `ts: "2026-13-01" is not an RFC 3339 timestamp`},
+		{`{"event_id":"a","event":"x","ts":1.5}`, "ts: want RFC 3339 string or integer epoch milliseconds, got non-integer number"},
+		{`{"event_id":"a","event":"x","ts":1e12}`, "non-integer number"},
+		{`{"event_id":"a","event":"x","ts":99999999999999999999}`, "ts: epoch milliseconds out of range"},
+		{`{"event_id":"a","event":"x","ts":true}`, "ts: want RFC 3339 string or integer epoch milliseconds, got true"},
+		{`{"event_id":"a","event":"x","ts":1,"user_id":1.5}`, "user_id: want string or integer, got non-integer number"},
+		{`{"event_id":"a","event":"x","ts":1,"user_id":false}`, "user_id: want string or integer, got false"},
+		{`{"event_id":"a","event":"x","ts":1,"user_id":{"id":1}}`, "user_id: want string or integer, got object"},
+		{`{"event_id":"a","event":"x","ts":1,"ip":17}`, "ip: want string, got number"},
+		{`{"event_id":"a","event":"x","ts":1,"session_id":{}}`, "session_id: want string, got object"},
+		{`{"event_id":"a","event":"x","ts":1,"properties":[1]}`, "properties: want object, got array"},
+		{`{"event_id":"a","event":"x","ts":1,"properties":"{}"}`, "properties: want object, got string"},
+		{`{"event_id":"a","event_id":"b","event":"x","ts":1}`, "duplicate field event_id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			_, reason := decodeOne(t, tt.raw)
+			if reason == "" {
+				t.Fatalf("accepted, want rejection %q", tt.want)
+			}
+			if !strings.Contains(reason, tt.want) {
+				t.Errorf("reason %q, want it to contain %q", reason, tt.want)
+			}
+		})
+	}
+}
+
+// TestProcessMarksRejected checks the Stage contract: bad records are
+// marked, good ones decoded, events already rejected are left alone.
+func TestProcessMarksRejected(t *testing.T) {
+	b := &pipeline.Batch{Events: []pipeline.Event{
+		{Raw: []byte(`{"event_id":"a","event":"x","ts":1}`)},
+		{Raw: []byte(`nope`)},
+		{Raw: []byte(`{"event_id":"c","event":"x","ts":1}`), State: pipeline.Dropped},
+	}}
+	if err := New().Process(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, b.Events[0].State, pipeline.Keep)
+	eq(t, b.Events[0].EventID, "a")
+	eq(t, b.Events[1].State, pipeline.Rejected)
+	eq(t, b.Events[1].RejectStage, "decode")
+	eq(t, b.Events[2].EventID, "")
+}
+
+// TestDecodeFixtures decodes testdata/*.json: files named valid-* must
+// decode, invalid-* must be rejected.
+func TestDecodeFixtures(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.json")
+	if len(files) == 0 {
+		t.Fatal("no fixtures")
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, reason := decodeOne(t, strings.TrimSpace(string(raw)))
+		valid := strings.HasPrefix(filepath.Base(f), "valid-")
+		if valid && reason != "" {
+			t.Errorf("%s: rejected: %s", f, reason)
+		}
+		if !valid && reason == "" {
+			t.Errorf("%s: accepted, want rejected", f)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.json")
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"event_id":"a","event":"x","ts":1,"user_id":123}`))
+	f.Add([]byte(`{"event_id":"a","event":"x","ts":"2026-01-01T00:00:00.1Z","x":{"y":[1,"\u0000"]}}`))
+	s := New()
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		e := pipeline.Event{Raw: raw}
+		reason := s.Decode(&e)
+		if reason != "" {
+			if !utf8.ValidString(reason) {
+				t.Fatalf("reason is not UTF-8: %q", reason)
+			}
+			return
+		}
+		// An accepted record has its required fields and JSON text
+		// fields that parse.
+		if e.EventID == "" || e.EventName == "" {
+			t.Fatalf("accepted without required fields: %q", raw)
+		}
+		for _, js := range []string{e.Properties, e.Extra} {
+			if js != "" && !json.Valid([]byte(js)) {
+				t.Fatalf("invalid JSON text %q from %q", js, raw)
+			}
+		}
+		if !utf8.ValidString(e.EventID) || !utf8.ValidString(e.Extra) {
+			t.Fatalf("invalid UTF-8 from %q", raw)
+		}
+		// Decoding the same input again gives the same event.
+		e2 := pipeline.Event{Raw: raw}
+		if s.Decode(&e2) != "" || e2.EventID != e.EventID || e2.Extra != e.Extra || e2.EventTime != e.EventTime {
+			t.Fatalf("not deterministic for %q", raw)
+		}
+	})
+}
+
+func eq[T comparable](t *testing.T, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
