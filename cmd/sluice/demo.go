@@ -98,10 +98,22 @@ func cmdDemo(args []string) error {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	produced := false
+	// On a terminal the progress line redraws in place; elsewhere (CI,
+	// a pipe) it prints a line every other second.
+	tty := false
+	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		tty = true
+	}
+	ticks := 0
 	progress := func() {
 		s := runner.Stats().Snapshot()
-		fmt.Printf("\r  produced %7d   processed %7d   written %7d rows in %4d files   rejected %5d   flushed %7d ",
+		line := fmt.Sprintf("  produced %7d   processed %7d   written %7d rows in %4d files   rejected %5d   flushed %7d",
 			counts.acked.Load(), s.RecordsIn, s.RowsWritten, s.FilesWritten, s.EventsRejected, s.RecordsFlushed)
+		if tty {
+			fmt.Print("\r" + line + " ")
+		} else if ticks++; ticks%4 == 1 {
+			fmt.Println(line)
+		}
 	}
 loop:
 	for {
@@ -113,6 +125,7 @@ loop:
 			produced = true
 			prodDone = nil
 		case err := <-runDone:
+			ticks = 0
 			progress()
 			fmt.Println()
 			if err == nil {
@@ -134,8 +147,11 @@ loop:
 	if err := <-runDone; err != nil {
 		return err
 	}
+	ticks = 0
 	progress()
-	fmt.Println()
+	if tty {
+		fmt.Println()
+	}
 	return demoSummary(os.Stdout, dir, runner.Stats().Snapshot().RecordsIn, &counts, elapsed)
 }
 

@@ -1,0 +1,43 @@
+# sluice — the two commands a newcomer needs: `make demo` and `make test`.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BENCHTIME ?= 2s
+
+.PHONY: all build demo test test-short lint fuzz bench clean
+
+all: lint test
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/sluice ./cmd/sluice
+
+# Runs the pipeline end to end on embedded defaults: in-process Kafka broker,
+# generated events, Parquet files in ./sluice-demo.
+demo:
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/sluice demo
+
+# Every test, with the race detector: unit tables, fixtures, fuzz seeds,
+# end-to-end runs against the in-process broker with sluice as a subprocess.
+test:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+# Coverage-guided fuzzing of the decoder (FUZZTIME to change the budget).
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./stages/decode
+
+# Benchmarks per stage and end to end; BENCHMARKS.md records one run.
+bench:
+	@mkdir -p benchmarks/out
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 -timeout 30m ./benchmarks/ | tee benchmarks/out/bench.txt
+
+clean:
+	rm -rf bin sluice-demo benchmarks/out

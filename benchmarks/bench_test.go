@@ -1,0 +1,191 @@
+// Package benchmarks measures sluice per stage and end to end. Run with
+// `make bench`; BENCHMARKS.md records the figures of one run.
+package benchmarks
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedata/sluice/internal/synth"
+	"github.com/sluicedata/sluice/pipeline"
+	pqsink "github.com/sluicedata/sluice/sinks/parquet"
+	"github.com/sluicedata/sluice/sinks/objstore"
+	"github.com/sluicedata/sluice/stages/decode"
+)
+
+// workload returns n deterministic records of the reference mix (2%
+// duplicates, 0.5% bad) and their total size.
+func workload(n int) ([][]byte, int64) {
+	g := synth.New(synth.Options{Seed: 2026, DupRate: 0.02, BadRate: 0.005})
+	out := make([][]byte, n)
+	var size int64
+	for i := range out {
+		out[i], _ = g.Append(nil)
+		size += int64(len(out[i]))
+	}
+	return out, size
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Maxrss << 10 // KiB on Linux
+}
+
+const batchSize = 1000
+
+func fillBatch(b *pipeline.Batch, recs [][]byte, off int64) {
+	b.Reset()
+	for i, r := range recs {
+		b.Events = append(b.Events, pipeline.Event{Topic: "events", Partition: 0, Offset: off + int64(i),
+			KafkaTime: 1772366400000 + (off+int64(i))*10, Raw: r})
+	}
+}
+
+// BenchmarkDecode: one op is one record.
+func BenchmarkDecode(b *testing.B) {
+	recs, size := workload(10000)
+	s := decode.New()
+	batch := &pipeline.Batch{}
+	b.ReportAllocs()
+	b.SetBytes(size / int64(len(recs)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batchSize {
+		j := i % len(recs)
+		k := min(j+batchSize, len(recs), j+b.N-i)
+		fillBatch(batch, recs[j:k], int64(i))
+		if err := s.Process(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParquetSink: one op is one decoded event written, with a flush
+// (close, compress, write to disk) every 100,000 events.
+func BenchmarkParquetSink(b *testing.B) {
+	for _, codec := range []string{"zstd", "snappy"} {
+		b.Run(codec, func(b *testing.B) {
+			recs, size := workload(10000)
+			store, err := objstore.NewDir(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			sink, _ := pqsink.New(store, pqsink.Options{Compression: codec})
+			p, _ := sink.OpenPartition("events", 0)
+			dec := decode.New()
+			// Decode once outside the timer; the sink copies what it keeps.
+			batches := make([]*pipeline.Batch, 0, len(recs)/batchSize)
+			for j := 0; j < len(recs); j += batchSize {
+				bt := &pipeline.Batch{}
+				fillBatch(bt, recs[j:j+batchSize], int64(j))
+				dec.Process(context.Background(), bt)
+				batches = append(batches, bt)
+			}
+			b.ReportAllocs()
+			b.SetBytes(size / int64(len(recs)))
+			b.ResetTimer()
+			var first int64
+			for i := 0; i < b.N; i += batchSize {
+				if err := p.Write(batches[(i/batchSize)%len(batches)]); err != nil {
+					b.Fatal(err)
+				}
+				if rows, _ := p.Pending(); rows >= 100_000 {
+					if _, err := p.Flush(context.Background(), first, int64(i)); err != nil {
+						b.Fatal(err)
+					}
+					first = int64(i) + 1
+				}
+			}
+			if _, err := p.Flush(context.Background(), first, int64(b.N)); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// BenchmarkEndToEnd: a broker preloaded with the workload → the runner
+// (decode) → zstd Parquet files on local disk. One op is one whole run;
+// the custom metrics are per event.
+func BenchmarkEndToEnd(b *testing.B) {
+	for _, parts := range []int32{1, 8} {
+		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) { endToEnd(b, parts, 200_000) })
+	}
+}
+
+func endToEnd(b *testing.B, partitions int32, n int) {
+	recs, size := workload(n)
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "events"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer kc.Close()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+		kgo.ProducerBatchMaxBytes(1<<20))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range recs {
+		prod.Produce(context.Background(), &kgo.Record{Topic: "events", Value: r}, nil)
+	}
+	if err := prod.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	prod.Close()
+	recs = nil
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wall, cpu time.Duration
+	for i := 0; i < b.N; i++ {
+		store, err := objstore.NewDir(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		sink, _ := pqsink.New(store, pqsink.Options{})
+		r, err := pipeline.NewRunner(pipeline.Options{
+			Brokers: kc.ListenAddrs(), Topics: []string{"events"}, Group: fmt.Sprintf("bench-%d", i),
+			RollMaxAge: time.Hour, RollMaxRows: 1_000_000,
+		}, func(string, int32) ([]pipeline.Stage, error) {
+			return []pipeline.Stage{decode.New()}, nil
+		}, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		c0, t0 := cpuTime(), time.Now()
+		go func() { done <- r.Run(ctx) }()
+		for r.Stats().RecordsIn.Load() < int64(n) {
+			time.Sleep(time.Millisecond)
+		}
+		cancel() // drain: flush every partition, commit
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		wall += time.Since(t0)
+		cpu += cpuTime() - c0
+		if got := r.Stats().RecordsFlushed.Load(); got != int64(n) {
+			b.Fatalf("flushed %d of %d", got, n)
+		}
+	}
+	events := float64(n) * float64(b.N)
+	b.ReportMetric(events/wall.Seconds(), "events/s")
+	b.ReportMetric(events/cpu.Seconds(), "events/cpu-s")
+	b.ReportMetric(float64(size)*float64(b.N)/wall.Seconds()/1e6, "input-MB/s")
+	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(0, "ns/op")
+}
