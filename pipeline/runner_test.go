@@ -1,0 +1,234 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedata/sluice/internal/synth"
+	"github.com/sluicedata/sluice/internal/testkit"
+	"github.com/sluicedata/sluice/pipeline"
+	pqsink "github.com/sluicedata/sluice/sinks/parquet"
+	"github.com/sluicedata/sluice/sinks/objstore"
+	"github.com/sluicedata/sluice/stages/decode"
+)
+
+func produce(t *testing.T, brokers []string, topic string, n int, seed uint64, pace time.Duration) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer cl.Close()
+	g := synth.New(synth.Options{Seed: seed, DupRate: 0.02, BadRate: 0.01})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range n {
+		v, _ := g.Append(nil)
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+		if pace > 0 && i%200 == 199 {
+			time.Sleep(pace)
+		}
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Error(err)
+	}
+}
+
+func newRunner(t *testing.T, brokers []string, topic, group string, store pqsink.Store, opts pipeline.Options) *pipeline.Runner {
+	t.Helper()
+	sink, err := pqsink.New(store, pqsink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Brokers, opts.Topics, opts.Group = brokers, []string{topic}, group
+	if opts.SessionTimeout == 0 {
+		opts.SessionTimeout = 6 * time.Second
+	}
+	if opts.RollMaxAge == 0 {
+		opts.RollMaxAge = 300 * time.Millisecond
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	r, err := pipeline.NewRunner(opts, func(string, int32) ([]pipeline.Stage, error) {
+		return []pipeline.Stage{decode.New()}, nil
+	}, sink, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// member runs a runner until stopped.
+type member struct {
+	r      *pipeline.Runner
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(r *pipeline.Runner) *member {
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &member{r: r, cancel: cancel, done: make(chan error, 1)}
+	go func() { m.done <- r.Run(ctx) }()
+	return m
+}
+
+func (m *member) stop(t *testing.T) {
+	t.Helper()
+	m.cancel()
+	select {
+	case err := <-m.done:
+		if err != nil {
+			t.Fatalf("runner: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("runner did not drain in 60s")
+	}
+}
+
+func checkOnce(t *testing.T, dir string, ends map[int32]int64) {
+	t.Helper()
+	out := testkit.ReadOutput(t, dir)
+	seen := out.CountByLineage()
+	var want int64
+	for p, end := range ends {
+		want += end
+		for off := int64(0); off < end; off++ {
+			if n := seen[testkit.Lineage{Partition: p, Offset: off}]; n != 1 {
+				t.Errorf("partition %d offset %d in %d rows, want 1", p, off, n)
+			}
+		}
+	}
+	if int64(out.Total()) != want {
+		t.Errorf("%d rows for %d records", out.Total(), want)
+	}
+}
+
+// TestRebalance: a second member joins mid-stream and the first leaves;
+// revoked partitions are flushed and committed before they move, so every
+// record is in exactly one row.
+func TestRebalance(t *testing.T) {
+	const topic = "events"
+	kc := testkit.Kafka(t, topic, 6)
+	brokers := kc.ListenAddrs()
+	dir := t.TempDir()
+	store, err := objstore.NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); produce(t, brokers, topic, 30000, 1, 20*time.Millisecond) }()
+
+	a := start(newRunner(t, brokers, topic, "g", store, pipeline.Options{}))
+	testkit.WaitFor(t, 30*time.Second, "first member consuming", func() bool { return a.r.Stats().RecordsFlushed.Load() > 2000 })
+	b := start(newRunner(t, brokers, topic, "g", store, pipeline.Options{}))
+	testkit.WaitFor(t, 30*time.Second, "second member consuming", func() bool { return b.r.Stats().RecordsFlushed.Load() > 2000 })
+	a.stop(t)
+	wg.Wait()
+	ends := testkit.EndOffsets(t, brokers, topic)
+	var total int64
+	for _, e := range ends {
+		total += e
+	}
+	testkit.WaitFor(t, 30*time.Second, "second member catching up", func() bool {
+		return int64(testkit.ReadOutput(t, dir).Total()) >= total
+	})
+	b.stop(t)
+	checkOnce(t, dir, ends)
+	committed := testkit.Committed(t, brokers, "g", topic)
+	for p, end := range ends {
+		if committed[p] != end {
+			t.Errorf("partition %d committed %d, end %d", p, committed[p], end)
+		}
+	}
+}
+
+// blocking fails every Put while blocked, like an unreachable store.
+type blocking struct {
+	*objstore.Dir
+	mu      sync.Mutex
+	blocked bool
+}
+
+func (s *blocking) set(b bool) { s.mu.Lock(); s.blocked = b; s.mu.Unlock() }
+
+func (s *blocking) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	s.mu.Lock()
+	b := s.blocked
+	s.mu.Unlock()
+	if b {
+		return fmt.Errorf("store unreachable (injected)")
+	}
+	return s.Dir.Put(ctx, key, r, size)
+}
+
+// TestStoreOutageCommitsNothing: while the store fails, no offset moves
+// past what is written, readiness says why, and the data arrives once the
+// store is back.
+func TestStoreOutageCommitsNothing(t *testing.T) {
+	const topic = "events"
+	kc := testkit.Kafka(t, topic, 2)
+	brokers := kc.ListenAddrs()
+	dir := t.TempDir()
+	d, _ := objstore.NewDir(dir)
+	store := &blocking{Dir: d, blocked: true}
+	produce(t, brokers, topic, 3000, 2, 0)
+
+	m := start(newRunner(t, brokers, topic, "g", store, pipeline.Options{RetryBackoff: 20 * time.Millisecond, RetryBackoffMax: 100 * time.Millisecond}))
+	testkit.WaitFor(t, 30*time.Second, "flush failures", func() bool { return m.r.Stats().FlushErrors.Load() >= 4 })
+	if err := m.r.Ready(); err == nil {
+		t.Error("ready while the store is failing")
+	}
+	for p, off := range testkit.Committed(t, brokers, "g", topic) {
+		if off > 0 {
+			t.Errorf("partition %d committed %d with nothing written", p, off)
+		}
+	}
+	if n := testkit.ReadOutput(t, dir).Total(); n != 0 {
+		t.Errorf("%d rows visible while the store fails", n)
+	}
+	store.set(false)
+	testkit.WaitFor(t, 30*time.Second, "recovery", func() bool { return testkit.ReadOutput(t, dir).Total() >= 3000 })
+	testkit.WaitFor(t, 10*time.Second, "ready again", func() bool { return m.r.Ready() == nil })
+	m.stop(t)
+	checkOnce(t, dir, testkit.EndOffsets(t, brokers, topic))
+}
+
+// TestRollLimits: files never hold more than RollMaxRows records' rows,
+// and an idle partition still flushes by age.
+func TestRollLimits(t *testing.T) {
+	const topic = "events"
+	kc := testkit.Kafka(t, topic, 1)
+	brokers := kc.ListenAddrs()
+	dir := t.TempDir()
+	store, _ := objstore.NewDir(dir)
+	produce(t, brokers, topic, 2500, 3, 0)
+	m := start(newRunner(t, brokers, topic, "g", store, pipeline.Options{RollMaxRows: 1000, RollMaxAge: time.Second}))
+	// 2 flushes by rows, then the last 500 by age with no new data.
+	testkit.WaitFor(t, 20*time.Second, "age flush of an idle partition", func() bool { return testkit.ReadOutput(t, dir).Total() == 2500 })
+	if f := m.r.Stats().Flushes.Load(); f != 3 {
+		t.Errorf("%d flushes, want 3", f)
+	}
+	m.stop(t)
+	out := testkit.ReadOutput(t, dir)
+	ranges := map[string]bool{}
+	for _, f := range out.Files {
+		ranges[f[len(f)-50:]] = true
+	}
+	if len(ranges) != 3 {
+		t.Errorf("offset ranges %v, want 3", ranges)
+	}
+	checkOnce(t, dir, testkit.EndOffsets(t, brokers, topic))
+}
