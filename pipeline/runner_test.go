@@ -15,8 +15,8 @@ import (
 	"github.com/sluicedata/sluice/internal/synth"
 	"github.com/sluicedata/sluice/internal/testkit"
 	"github.com/sluicedata/sluice/pipeline"
-	pqsink "github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/sinks/objstore"
+	pqsink "github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/stages/decode"
 )
 
