@@ -1,0 +1,372 @@
+// Package geo is the geo enrichment stage: it looks the event's IP up in a
+// memory-mapped MaxMind GeoIP2/GeoLite2 City or Country database, fills the
+// geo columns with English names, then anonymizes the IP. The database file
+// can be replaced while running: a Database polls it and swaps the new one
+// in atomically; a missing or corrupt replacement keeps the old one.
+package geo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	geoip2 "github.com/oschwald/geoip2-golang/v2"
+	"github.com/oschwald/maxminddb-golang/v2"
+
+	"github.com/sluicedata/sluice/pipeline"
+)
+
+// StageName is the name of this stage.
+const StageName = "geo"
+
+// Stats are the stage's counters, shared by every partition.
+type Stats struct {
+	Lookups       atomic.Int64 // events with a valid IP looked up
+	Misses        atomic.Int64 // valid IPs the database has no record for
+	InvalidIPs    atomic.Int64 // events whose ip was not an address
+	Reloads       atomic.Int64 // successful hot reloads
+	ReloadErrors  atomic.Int64 // replacements rejected (old database kept)
+	BuildEpoch    atomic.Int64 // build time of the database in use, Unix seconds
+	LoadedAtEpoch atomic.Int64 // when the database in use was loaded, Unix seconds
+}
+
+// loaded is one open database with its record cache.
+type loaded struct {
+	r     *maxminddb.Reader
+	stamp fileStamp
+
+	mu    sync.RWMutex
+	cache map[uintptr]*pipeline.Geo // data offset → decoded record
+}
+
+const maxCachedRecords = 1 << 17
+
+type fileStamp struct {
+	size    int64
+	modTime time.Time
+}
+
+func stat(path string) (fileStamp, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{fi.Size(), fi.ModTime()}, nil
+}
+
+// open maps a private copy of path and checks it is a City or Country
+// database that answers. The copy matters: mapping the file itself would
+// crash the process (SIGBUS) when someone overwrites it in place with cp;
+// the copy is unlinked at once and lives only as the mapping.
+func open(path string) (*loaded, error) {
+	st, err := stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("geo database: %w", err)
+	}
+	private, err := privateCopy(path)
+	if err != nil {
+		return nil, fmt.Errorf("geo database %s: %w", path, err)
+	}
+	r, err := maxminddb.Open(private)
+	os.Remove(private)
+	if err != nil {
+		return nil, fmt.Errorf("geo database %s: %w", path, err)
+	}
+	t := r.Metadata.DatabaseType
+	if !strings.Contains(t, "City") && !strings.Contains(t, "Country") {
+		r.Close()
+		return nil, fmt.Errorf("geo database %s: type %q is not a GeoIP2/GeoLite2 City or Country database", path, t)
+	}
+	// A probe lookup walks the search tree and decodes a record, which
+	// catches truncated and corrupt files that still have valid metadata.
+	for _, probe := range []string{"1.1.1.1", "2001:4860:4860::8888"} {
+		res := r.Lookup(netip.MustParseAddr(probe))
+		if err := res.Err(); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("geo database %s is corrupt: %w", path, err)
+		}
+		if res.Found() {
+			var c geoip2.City
+			if err := res.Decode(&c); err != nil {
+				r.Close()
+				return nil, fmt.Errorf("geo database %s is corrupt: %w", path, err)
+			}
+		}
+	}
+	return &loaded{r: r, stamp: st, cache: make(map[uintptr]*pipeline.Geo)}, nil
+}
+
+func privateCopy(path string) (string, error) {
+	src, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	dst, err := os.CreateTemp("", "sluice-geo-*.mmdb")
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		os.Remove(dst.Name())
+		return "", err
+	}
+	if err := dst.Close(); err != nil {
+		os.Remove(dst.Name())
+		return "", err
+	}
+	return dst.Name(), nil
+}
+
+// record returns the geo columns of the record at res, decoding each
+// distinct record once.
+func (l *loaded) record(res maxminddb.Result) (*pipeline.Geo, error) {
+	off := res.Offset()
+	l.mu.RLock()
+	g, ok := l.cache[off]
+	l.mu.RUnlock()
+	if ok {
+		return g, nil
+	}
+	var c geoip2.City
+	if err := res.Decode(&c); err != nil {
+		return nil, err
+	}
+	g = &pipeline.Geo{
+		CountryCode: c.Country.ISOCode,
+		Country:     c.Country.Names.English,
+		City:        c.City.Names.English,
+		PostalCode:  c.Postal.Code,
+		TimeZone:    c.Location.TimeZone,
+	}
+	if len(c.Subdivisions) > 0 {
+		g.RegionCode = c.Subdivisions[0].ISOCode
+		g.Region = c.Subdivisions[0].Names.English
+	}
+	if c.Location.Latitude != nil && c.Location.Longitude != nil {
+		g.Latitude, g.Longitude, g.HasLocation = *c.Location.Latitude, *c.Location.Longitude, true
+	}
+	l.mu.Lock()
+	if len(l.cache) >= maxCachedRecords {
+		clear(l.cache)
+	}
+	l.cache[off] = g
+	l.mu.Unlock()
+	return g, nil
+}
+
+// Database is a hot-reloadable MaxMind database shared by every partition.
+type Database struct {
+	path  string
+	log   *slog.Logger
+	stats Stats
+
+	mu  sync.RWMutex // held for reading while a batch uses cur
+	cur *loaded
+}
+
+// Open maps the database at path. A missing, corrupt or wrong-type file is
+// an error: at start that is a configuration error.
+func Open(path string, log *slog.Logger) (*Database, error) {
+	l, err := open(path)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Database{path: path, log: log, cur: l}
+	d.stats.BuildEpoch.Store(int64(l.r.Metadata.BuildEpoch))
+	d.stats.LoadedAtEpoch.Store(time.Now().Unix())
+	return d, nil
+}
+
+// Stats returns the counters.
+func (d *Database) Stats() *Stats { return &d.stats }
+
+// Reload swaps in the file at the database path if it changed since it was
+// loaded. It reports whether it swapped. A replacement that cannot be
+// opened is an error and the database in use stays.
+func (d *Database) Reload() (bool, error) {
+	st, err := stat(d.path)
+	d.mu.RLock()
+	same := err == nil && st == d.cur.stamp
+	d.mu.RUnlock()
+	if same {
+		return false, nil
+	}
+	if err != nil {
+		d.stats.ReloadErrors.Add(1)
+		return false, fmt.Errorf("geo reload (keeping the loaded database): %w", err)
+	}
+	l, err := open(d.path)
+	if err != nil {
+		d.stats.ReloadErrors.Add(1)
+		return false, fmt.Errorf("geo reload (keeping the loaded database): %w", err)
+	}
+	d.mu.Lock()
+	old := d.cur
+	d.cur = l
+	d.mu.Unlock()
+	// No batch holds old any more: batches hold the read lock while
+	// they use the database, and the swap took the write lock.
+	old.r.Close()
+	d.stats.Reloads.Add(1)
+	d.stats.BuildEpoch.Store(int64(l.r.Metadata.BuildEpoch))
+	d.stats.LoadedAtEpoch.Store(time.Now().Unix())
+	return true, nil
+}
+
+// Watch polls the database file every interval and reloads it when it
+// changes, until ctx ends. Its caller owns the goroutine.
+func (d *Database) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			swapped, err := d.Reload()
+			if err != nil {
+				d.log.Error("geo database not reloaded", "path", d.path, "err", err)
+			} else if swapped {
+				d.log.Info("geo database reloaded", "path", d.path, "build", time.Unix(d.stats.BuildEpoch.Load(), 0).UTC())
+			}
+		}
+	}
+}
+
+// Close unmaps the database.
+func (d *Database) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cur.r.Close()
+}
+
+// Options configure the stage.
+type Options struct {
+	// IPv4Bits and IPv6Bits are how many low bits of the address are
+	// zeroed in ip_anonymized. Defaults 8 and 80 (use -1 for 0).
+	IPv4Bits, IPv6Bits int
+}
+
+// Validate reports every problem of o.
+func (o Options) Validate() error {
+	var errs []error
+	if o.IPv4Bits < -1 || o.IPv4Bits > 32 {
+		errs = append(errs, fmt.Errorf("anonymize_ipv4_bits: %d is not in [0, 32]", o.IPv4Bits))
+	}
+	if o.IPv6Bits < -1 || o.IPv6Bits > 128 {
+		errs = append(errs, fmt.Errorf("anonymize_ipv6_bits: %d is not in [0, 128]", o.IPv6Bits))
+	}
+	return errors.Join(errs...)
+}
+
+// Stage enriches events of one partition from a shared Database.
+type Stage struct {
+	db         *Database
+	keep4      int // prefix bits kept
+	keep6      int
+	anonymized map[netip.Addr]string // masked address → its text
+}
+
+const maxAnonymized = 1 << 16
+
+// New returns a stage over db.
+func New(db *Database, o Options) (*Stage, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	bits := func(v, def int) int {
+		switch v {
+		case 0:
+			return def
+		case -1:
+			return 0
+		}
+		return v
+	}
+	return &Stage{
+		db:         db,
+		keep4:      32 - bits(o.IPv4Bits, 8),
+		keep6:      128 - bits(o.IPv6Bits, 80),
+		anonymized: make(map[netip.Addr]string),
+	}, nil
+}
+
+// Name implements pipeline.Stage.
+func (s *Stage) Name() string { return StageName }
+
+// Process implements pipeline.Stage. Events without a valid IP get null geo
+// columns and a null ip_anonymized; unknown and private IPs get null geo
+// columns and their anonymized IP.
+func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
+	s.db.mu.RLock()
+	defer s.db.mu.RUnlock()
+	l := s.db.cur
+	var lookups, misses, invalid int64
+	for i := range b.Events {
+		e := &b.Events[i]
+		if e.State != pipeline.Keep {
+			continue
+		}
+		if !e.IP.IsValid() {
+			if e.IPInvalid {
+				invalid++
+			}
+			continue
+		}
+		lookups++
+		ip := e.IP.WithZone("")
+		res := l.r.Lookup(ip)
+		if err := res.Err(); err != nil {
+			return fmt.Errorf("geo lookup: %w", err)
+		}
+		if res.Found() {
+			g, err := l.record(res)
+			if err != nil {
+				return fmt.Errorf("geo decode: %w", err)
+			}
+			e.Geo = *g
+		} else {
+			misses++
+		}
+		e.IPAnonymized = s.anonymize(ip)
+	}
+	s.db.stats.Lookups.Add(lookups)
+	s.db.stats.Misses.Add(misses)
+	s.db.stats.InvalidIPs.Add(invalid)
+	return nil
+}
+
+// anonymize zeroes the configured low bits and returns the address as
+// text, from a bounded cache so repeated networks do not allocate.
+func (s *Stage) anonymize(ip netip.Addr) string {
+	keep := s.keep6
+	if ip.Is4() {
+		keep = s.keep4
+	}
+	p, err := ip.Prefix(keep)
+	if err != nil {
+		return ""
+	}
+	masked := p.Addr()
+	if txt, ok := s.anonymized[masked]; ok {
+		return txt
+	}
+	if len(s.anonymized) >= maxAnonymized {
+		clear(s.anonymized)
+	}
+	txt := masked.String()
+	s.anonymized[masked] = txt
+	return txt
+}
