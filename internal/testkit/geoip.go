@@ -68,7 +68,9 @@ func WriteGeoDB(path string, records []GeoRecord, buildEpoch int64) error {
 	if err != nil {
 		return err
 	}
-	names := func(s string) mmdbtype.Map { return mmdbtype.Map{"en": mmdbtype.String(s), "de": mmdbtype.String(s + " (de)")} }
+	names := func(s string) mmdbtype.Map {
+		return mmdbtype.Map{"en": mmdbtype.String(s), "de": mmdbtype.String(s + " (de)")}
+	}
 	for _, r := range records {
 		_, network, err := net.ParseCIDR(r.Network)
 		if err != nil {
