@@ -54,10 +54,45 @@ type Kafka struct {
 	MaxPollRecords int `yaml:"max_poll_records"`
 }
 
-// Stage is one entry of the stage list, in the order the stages run.
+// Stage is one entry of the stage list, in the order the stages run. Each
+// type takes only its own keys.
 type Stage struct {
-	// Type of the stage: decode.
+	// Type of the stage: decode, geo, useragent, pseudonymize.
 	Type string `yaml:"type"`
+
+	// geo: Database is the MaxMind City or Country .mmdb file (required).
+	Database string `yaml:"database"`
+	// geo: ReloadInterval is how often the file is checked for a
+	// replacement. Default 1m.
+	ReloadInterval Duration `yaml:"reload_interval"`
+	// geo: AnonymizeIPv4Bits and AnonymizeIPv6Bits are how many low bits
+	// of the IP are zeroed in ip_anonymized. Defaults 8 and 80.
+	AnonymizeIPv4Bits *int `yaml:"anonymize_ipv4_bits"`
+	AnonymizeIPv6Bits *int `yaml:"anonymize_ipv6_bits"`
+
+	// useragent, pseudonymize: CacheSize bounds the cache of parsed
+	// agents (default 10000, shared) or of pseudonyms (default 100000,
+	// per partition).
+	CacheSize int `yaml:"cache_size"`
+
+	// pseudonymize: one key by KeyEnv or KeyFile with KeyID, or several
+	// in Keys with ActiveKey naming the one in use.
+	KeyEnv    string      `yaml:"key_env"`
+	KeyFile   string      `yaml:"key_file"`
+	KeyID     string      `yaml:"key_id"`
+	Keys      []KeySource `yaml:"keys"`
+	ActiveKey string      `yaml:"active_key"`
+	// pseudonymize: Fields are more fields pseudonymized in place:
+	// session_id or properties.NAME.
+	Fields []string `yaml:"fields"`
+}
+
+// KeySource names where one pseudonymization key comes from: an
+// environment variable or a file, never the config itself.
+type KeySource struct {
+	ID   string `yaml:"id"`
+	Env  string `yaml:"env"`
+	File string `yaml:"file"`
 }
 
 // Sink is the output.
@@ -275,7 +310,117 @@ func (c *Config) Validate() error {
 }
 
 // StageTypes are the stage types this build knows, in a valid order.
-var StageTypes = []string{"decode"}
+var StageTypes = []string{"decode", "geo", "useragent", "pseudonymize"}
+
+// stageKeys are the keys each stage type takes besides type.
+var stageKeys = map[string][]string{
+	"decode":       {},
+	"geo":          {"database", "reload_interval", "anonymize_ipv4_bits", "anonymize_ipv6_bits"},
+	"useragent":    {"cache_size"},
+	"pseudonymize": {"key_env", "key_file", "key_id", "keys", "active_key", "fields", "cache_size"},
+}
+
+// setKeys lists the keys of st that are set.
+func (st Stage) setKeys() []string {
+	var out []string
+	add := func(set bool, k string) {
+		if set {
+			out = append(out, k)
+		}
+	}
+	add(st.Database != "", "database")
+	add(st.ReloadInterval != 0, "reload_interval")
+	add(st.AnonymizeIPv4Bits != nil, "anonymize_ipv4_bits")
+	add(st.AnonymizeIPv6Bits != nil, "anonymize_ipv6_bits")
+	add(st.CacheSize != 0, "cache_size")
+	add(st.KeyEnv != "", "key_env")
+	add(st.KeyFile != "", "key_file")
+	add(st.KeyID != "", "key_id")
+	add(len(st.Keys) > 0, "keys")
+	add(st.ActiveKey != "", "active_key")
+	add(len(st.Fields) > 0, "fields")
+	return out
+}
+
+// KeySources returns the pseudonymization keys of st (the single-key
+// shorthand or the list) and the id of the active one.
+func (st Stage) KeySources() ([]KeySource, string) {
+	if st.KeyEnv != "" || st.KeyFile != "" {
+		return []KeySource{{ID: st.KeyID, Env: st.KeyEnv, File: st.KeyFile}}, st.KeyID
+	}
+	return st.Keys, st.ActiveKey
+}
+
+func validateStage(key string, st Stage) []error {
+	var errs []error
+	bad := func(k, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: %s", key, k, fmt.Sprintf(format, args...)))
+	}
+	for _, k := range st.setKeys() {
+		if !slices.Contains(stageKeys[st.Type], k) {
+			bad(k, "not an option of the %s stage", st.Type)
+		}
+	}
+	switch st.Type {
+	case "geo":
+		if st.Database == "" {
+			bad("database", "the path of a MaxMind City or Country database is required")
+		}
+		if st.ReloadInterval != 0 && st.ReloadInterval.D() < 1e9 {
+			bad("reload_interval", "must be at least 1s, got %s", st.ReloadInterval)
+		}
+		if v := st.AnonymizeIPv4Bits; v != nil && (*v < 0 || *v > 32) {
+			bad("anonymize_ipv4_bits", "%d is not in [0, 32]", *v)
+		}
+		if v := st.AnonymizeIPv6Bits; v != nil && (*v < 0 || *v > 128) {
+			bad("anonymize_ipv6_bits", "%d is not in [0, 128]", *v)
+		}
+	case "useragent", "pseudonymize":
+		if st.CacheSize < 0 {
+			bad("cache_size", "must not be negative, got %d", st.CacheSize)
+		}
+	}
+	if st.Type == "pseudonymize" {
+		single := st.KeyEnv != "" || st.KeyFile != "" || st.KeyID != ""
+		switch {
+		case single && (len(st.Keys) > 0 || st.ActiveKey != ""):
+			bad("keys", "use either key_env/key_file with key_id, or keys with active_key, not both")
+		case single:
+			if (st.KeyEnv == "") == (st.KeyFile == "") {
+				bad("key_env", "set exactly one of key_env and key_file")
+			}
+			if st.KeyID == "" {
+				bad("key_id", "a key id is required (it is written to pseudo_key_id)")
+			}
+		case len(st.Keys) == 0:
+			bad("key_env", "a key is required: key_env or key_file with key_id, or keys with active_key (no default key outside sluice demo)")
+		default:
+			ids := map[string]bool{}
+			for i, k := range st.Keys {
+				kk := fmt.Sprintf("keys[%d]", i)
+				if k.ID == "" {
+					bad(kk+".id", "required")
+				} else if ids[k.ID] {
+					bad(kk+".id", "%q is configured twice", k.ID)
+				}
+				ids[k.ID] = true
+				if (k.Env == "") == (k.File == "") {
+					bad(kk, "set exactly one of env and file")
+				}
+			}
+			if !ids[st.ActiveKey] {
+				bad("active_key", "%q is not the id of a configured key", st.ActiveKey)
+			}
+		}
+		for i, f := range st.Fields {
+			if f != "session_id" && !(strings.HasPrefix(f, "properties.") && len(f) > len("properties.")) {
+				bad(fmt.Sprintf("fields[%d]", i), "%q: want session_id or properties.NAME", f)
+			}
+		}
+	}
+	return errs
+}
+
 
 func validateStages(stages []Stage) []error {
 	var errs []error
@@ -293,6 +438,7 @@ func validateStages(stages []Stage) []error {
 			errs = append(errs, fmt.Errorf("%s.type: %s is already stages[%d]", key, st.Type, j))
 		}
 		seen[st.Type] = i
+		errs = append(errs, validateStage(key, st)...)
 	}
 	if j, ok := seen["decode"]; !ok {
 		errs = append(errs, errors.New("stages: the decode stage is required (every other stage works on decoded events)"))

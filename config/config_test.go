@@ -140,8 +140,54 @@ func TestStageOrder(t *testing.T) {
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "stages:") {
 		t.Errorf("empty stage list: %v", err)
 	}
-	c.Stages = []Stage{{Type: "geo"}}
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `stages[0].type: "geo" is not a stage type`) {
+	c.Stages = []Stage{{Type: "bogus"}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `stages[0].type: "bogus" is not a stage type`) {
 		t.Errorf("unknown stage: %v", err)
+	}
+	c.Stages = []Stage{{Type: "geo", Database: "/x.mmdb"}, {Type: "decode"}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "stages[1].type: decode must be the first stage") {
+		t.Errorf("geo before decode: %v", err)
+	}
+}
+
+func TestStageOptions(t *testing.T) {
+	c, err := Parse([]byte(`
+kafka: {brokers: [k:9092], topics: [e]}
+sink: {url: file:///x}
+stages:
+  - {type: decode, cache_size: 5}
+  - {type: geo, anonymize_ipv4_bits: 40, reload_interval: 10ms}
+  - {type: useragent, database: /x.mmdb}
+  - {type: pseudonymize, key_env: K, key_file: /f, fields: [ip]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	for _, w := range []string{
+		"stages[0].cache_size: not an option of the decode stage",
+		"stages[1].database: the path of a MaxMind",
+		"stages[1].anonymize_ipv4_bits: 40 is not in [0, 32]",
+		"stages[1].reload_interval: must be at least 1s",
+		"stages[2].database: not an option of the useragent stage",
+		"stages[3].key_env: set exactly one of key_env and key_file",
+		"stages[3].key_id: a key id is required",
+		`stages[3].fields[0]: "ip"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%v", w, err)
+		}
+	}
+	c.Stages = []Stage{{Type: "decode"}, {Type: "pseudonymize"}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "a key is required") {
+		t.Errorf("no key: %v", err)
+	}
+	c.Stages = []Stage{{Type: "decode"}, {Type: "pseudonymize", Keys: []KeySource{{ID: "a", Env: "A"}, {ID: "b", File: "/b"}}, ActiveKey: "c"}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `active_key: "c" is not the id`) {
+		t.Errorf("bad active key: %v", err)
+	}
+	c.Stages[1].ActiveKey = "b"
+	if err := c.Validate(); err != nil {
+		t.Errorf("key rotation config: %v", err)
 	}
 }

@@ -38,7 +38,7 @@ func TestRunUnwritableOutput(t *testing.T) {
 	kc := testkit.Kafka(t, "events", 1)
 	blocker := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(blocker, []byte("x"), 0o644)
-	cfg := writeConfig(t, kc.ListenAddrs(), "events", "g", filepath.Join(blocker, "out"), "")
+	cfg := writeConfig(t, kc.ListenAddrs(), "events", "g", filepath.Join(blocker, "out"), decodeOnly)
 	proc := startSluice(t, "run", "--config", cfg)
 	select {
 	case <-proc.done:
@@ -55,7 +55,7 @@ func TestInspect(t *testing.T) {
 	brokers := kc.ListenAddrs()
 	gen := produceKafkaGo(t, brokers[0], "events", 300, 5, 0)
 	out := t.TempDir()
-	p := startSluice(t, "run", "--config", writeConfig(t, brokers, "events", "g", out, ""))
+	p := startSluice(t, "run", "--config", writeConfig(t, brokers, "events", "g", out, decodeOnly))
 	testkit.WaitFor(t, 60*time.Second, "output", func() bool { return testkit.ReadOutput(t, out).Total() >= gen.total })
 	p.stop(t)
 	files := testkit.ReadOutput(t, out).Files

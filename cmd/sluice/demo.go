@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/sluicedata/sluice/config"
 	"github.com/sluicedata/sluice/internal/arrowread"
+	"github.com/sluicedata/sluice/internal/geodb"
 )
 
 // demoMaxAge is the demo's roll age: files appear within seconds.
@@ -70,14 +73,52 @@ func cmdDemo(args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	// Enrichment on demo terms: a synthetic GeoIP database (test places,
+	// not real locations) and an ephemeral pseudonymization key.
+	geoDir, err := os.MkdirTemp("", "sluice-demo-geo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(geoDir)
+	geoPath := filepath.Join(geoDir, "GeoIP2-City-demo.mmdb")
+	if err := geodb.Write(geoPath, geodb.Networks, time.Now().Unix()); err != nil {
+		return err
+	}
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return err
+	}
+	const keyVar = "SLUICE_DEMO_EPHEMERAL_KEY"
+	cfg.Stages = []config.Stage{
+		{Type: "decode"},
+		{Type: "geo", Database: geoPath},
+		{Type: "useragent"},
+		{Type: "pseudonymize", KeyEnv: keyVar, KeyID: "demo-ephemeral"},
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	runner, _, err := newRunner(cfg, cfg.Kafka.Brokers, log)
+	stages, err := buildStages(cfg, log, func(name string) (string, bool) {
+		if name == keyVar {
+			return hex.EncodeToString(key[:]), true
+		}
+		return "", false
+	})
+	if err != nil {
+		return err
+	}
+	defer stages.close()
+	runner, _, err := newRunner(cfg, cfg.Kafka.Brokers, stages.factory, log)
 	if err != nil {
 		return err
 	}
 
 	fmt.Printf("sluice demo: in-process Kafka broker at %s, topic %q with %d partitions\n", cfg.Kafka.Brokers[0], topic, *partitions)
-	fmt.Printf("             %d generated events (%.1f%% duplicates, %.1f%% malformed) → %s\n\n", o.events, 100*o.dupRate, 100*o.badRate, dir)
+	fmt.Printf("             %d generated events (%.1f%% duplicates, %.1f%% malformed) → %s\n", o.events, 100*o.dupRate, 100*o.badRate, dir)
+	fmt.Printf("             stages: decode → geo → useragent → pseudonymize\n")
+	fmt.Printf("             geo uses a synthetic GeoIP database (test places, not real locations);\n")
+	fmt.Printf("             user ids are pseudonymized with an ephemeral random key (demo only: sluice run requires a key)\n\n")
 
 	runCtx, stopRunner := context.WithCancel(ctx)
 	defer stopRunner()
@@ -235,6 +276,7 @@ func demoSummary(w io.Writer, dir string, records int64, c *genCounts, elapsed t
 		fmt.Fprintf(w, "  sluice inspect %s     (or: go run ./cmd/sluice inspect …)\n", relative(firstEv))
 	}
 	fmt.Fprintf(w, "  duckdb -c \"SELECT event_name, count(*) FROM read_parquet('%s/events/*/*/*.parquet', hive_partitioning=true) GROUP BY 1 ORDER BY 2 DESC\"\n", rel)
+	fmt.Fprintf(w, "  duckdb -c \"SELECT geo_country, ua_device_class, count(DISTINCT user_pseudo_id) AS users FROM read_parquet('%s/events/*/*/*.parquet') GROUP BY ALL ORDER BY users DESC LIMIT 10\"\n", rel)
 	fmt.Fprintf(w, "  duckdb -c \"SELECT stage, error, count(*) FROM read_parquet('%s/rejected/*/*/*.parquet') GROUP BY ALL\"\n", rel)
 	if evRows+rjRows != c.acked.Load() {
 		return errors.New("output does not match input")

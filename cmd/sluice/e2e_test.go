@@ -45,7 +45,14 @@ func (s *syncBuffer) String() string {
 
 func startSluice(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startSluiceEnv(t, nil, args...)
+}
+
+// startSluiceEnv starts sluice with env added to the test's environment.
+func startSluiceEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(testkit.Binary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
 	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout = p.stderr
 	cmd.Stderr = p.stderr
@@ -79,7 +86,9 @@ func (p *proc) stop(t *testing.T) {
 	}
 }
 
-func writeConfig(t *testing.T, brokers []string, topic, group, out string, extra string) string {
+const decodeOnly = "  - {type: decode}"
+
+func writeConfig(t *testing.T, brokers []string, topic, group, out string, stages string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`kafka:
   brokers: [%s]
@@ -87,7 +96,7 @@ func writeConfig(t *testing.T, brokers []string, topic, group, out string, extra
   group: %s
   session_timeout: 6s
 stages:
-  - {type: decode}
+%s
 sink:
   url: file://%s
   roll: {max_age: 1s, max_rows: 4000}
@@ -95,7 +104,7 @@ observability:
   listen: 127.0.0.1:0
   log_level: debug
 shutdown_timeout: 20s
-%s`, strings.Join(brokers, ", "), topic, group, out, extra)
+`, strings.Join(brokers, ", "), topic, group, stages, out)
 	p := filepath.Join(t.TempDir(), "sluice.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -105,9 +114,10 @@ shutdown_timeout: 20s
 
 // generated is what a test produced, by kind.
 type generated struct {
-	valid map[string]int // event_id → count (duplicates count twice)
-	bad   map[string]int // raw value → count
-	total int
+	valid   map[string]int // event_id → count (duplicates count twice)
+	bad     map[string]int // raw value → count
+	records [][]byte       // every value, in order
+	total   int
 }
 
 // produceKafkaGo writes n synthetic records with segmentio/kafka-go, a
@@ -138,6 +148,7 @@ func produceKafkaGo(t *testing.T, addr, topic string, n int, seed uint64, pace t
 				gen.valid[eventID(t, v)]++
 			}
 			msgs = append(msgs, kafkago.Message{Value: v})
+			gen.records = append(gen.records, v)
 		}
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
 			t.Fatalf("kafka-go produce: %v", err)
@@ -213,7 +224,7 @@ func TestEndToEnd(t *testing.T) {
 	gen := produceKafkaGo(t, brokers[0], topic, 6000, 11, 0)
 
 	out := t.TempDir()
-	p := startSluice(t, "run", "--config", writeConfig(t, brokers, topic, "e2e", out, ""))
+	p := startSluice(t, "run", "--config", writeConfig(t, brokers, topic, "e2e", out, decodeOnly))
 	testkit.WaitFor(t, 60*time.Second, "all records in the output", func() bool {
 		return testkit.ReadOutput(t, out).Total() >= gen.total
 	})
@@ -242,7 +253,7 @@ func TestRestartNothingLost(t *testing.T) {
 	kc := testkit.Kafka(t, topic, 4)
 	brokers := kc.ListenAddrs()
 	out := t.TempDir()
-	cfg := writeConfig(t, brokers, topic, "restart", out, "")
+	cfg := writeConfig(t, brokers, topic, "restart", out, decodeOnly)
 
 	genDone := make(chan generated, 1)
 	go func() { genDone <- produceKafkaGo(t, brokers[0], topic, 20000, 12, 60*time.Millisecond) }()

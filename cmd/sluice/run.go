@@ -33,11 +33,17 @@ func cmdRun(args []string) error {
 		brokers = c.ListenAddrs()
 		log.Info("embedded broker", "addrs", brokers, "topics", cfg.Kafka.Topics)
 	}
-	r, store, err := newRunner(cfg, brokers, log)
+	stages, err := buildStages(cfg, log, os.LookupEnv)
 	if err != nil {
 		return &exitError{2, err}
 	}
-	if err := serveObservability(ctx, cfg.Observability.Listen, r, log); err != nil {
+	defer stages.close()
+	stages.watch(ctx)
+	r, store, err := newRunner(cfg, brokers, stages.factory, log)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	if err := serveObservability(ctx, cfg.Observability.Listen, r, stages, log); err != nil {
 		return &exitError{2, err}
 	}
 	log.Info("sluice starting", "version", version, "sink", store.String())

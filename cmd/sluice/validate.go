@@ -33,9 +33,17 @@ func cmdValidate(args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if _, err := loadConfig(*path); err != nil {
+	cfg, err := loadConfig(*path)
+	if err != nil {
 		return err
 	}
+	// Open what the stages need (GeoIP database, keys) so that a missing
+	// file or variable shows here, not at the first deploy.
+	stages, err := buildStages(cfg, nil, os.LookupEnv)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))}
+	}
+	stages.close()
 	fmt.Fprintf(out, "%s: OK\n", *path)
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +17,9 @@ import (
 	"github.com/sluicedata/sluice/sinks/objstore"
 	pqsink "github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/stages/decode"
+	"github.com/sluicedata/sluice/stages/geo"
+	"github.com/sluicedata/sluice/stages/pseudonymize"
+	"github.com/sluicedata/sluice/stages/useragent"
 )
 
 // newLogger builds the process logger from the observability config.
@@ -29,29 +33,120 @@ func newLogger(o config.Observability) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, hopts))
 }
 
-// stageFactory builds the configured stage chain for each partition.
-func stageFactory(cfg config.Config) (pipeline.StageFactory, error) {
+// stageSet is the configured stage chain with the resources its stages
+// share across partitions: the geo database (and its reload watcher) and
+// the user-agent cache.
+type stageSet struct {
+	factory     pipeline.StageFactory
+	geo         *geo.Database
+	geoInterval time.Duration
+	ua          *useragent.Cache
+}
+
+// buildStages opens everything the configured stages need. A missing or
+// corrupt GeoIP database or a missing key is an error naming its stage.
+// lookupEnv resolves key variables (os.LookupEnv outside tests and demo).
+func buildStages(cfg config.Config, log *slog.Logger, lookupEnv func(string) (string, bool)) (*stageSet, error) {
+	set := &stageSet{}
+	var geoOpts geo.Options
+	var pseudoOpts pseudonymize.Options
+	var errs []error
 	for i, st := range cfg.Stages {
+		key := fmt.Sprintf("stages[%d]", i)
 		switch st.Type {
 		case "decode":
+		case "geo":
+			db, err := geo.Open(st.Database, log)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s.database: %w", key, err))
+				continue
+			}
+			set.geo = db
+			set.geoInterval = st.ReloadInterval.D()
+			if set.geoInterval == 0 {
+				set.geoInterval = time.Minute
+			}
+			geoOpts = geo.Options{IPv4Bits: bitsOpt(st.AnonymizeIPv4Bits), IPv6Bits: bitsOpt(st.AnonymizeIPv6Bits)}
+		case "useragent":
+			set.ua = useragent.NewCache(st.CacheSize)
+		case "pseudonymize":
+			sources, active := st.KeySources()
+			specs := make([]pseudonymize.KeySpec, len(sources))
+			for j, s := range sources {
+				specs[j] = pseudonymize.KeySpec{ID: s.ID, Env: s.Env, File: s.File}
+			}
+			keys, err := pseudonymize.LoadKeys(specs, lookupEnv, nil)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+				continue
+			}
+			pseudoOpts = pseudonymize.Options{Keys: keys, Active: active, Fields: st.Fields, CacheSize: st.CacheSize}
+			if _, err := pseudonymize.New(pseudoOpts); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			}
 		default:
-			return nil, fmt.Errorf("stages[%d]: unknown stage type %q", i, st.Type)
+			errs = append(errs, fmt.Errorf("%s.type: unknown stage type %q", key, st.Type))
 		}
 	}
-	return func(topic string, partition int32) ([]pipeline.Stage, error) {
-		out := make([]pipeline.Stage, 0, len(cfg.Stages))
-		for _, st := range cfg.Stages {
-			switch st.Type {
+	if err := errors.Join(errs...); err != nil {
+		set.close()
+		return nil, err
+	}
+	types := make([]string, len(cfg.Stages))
+	for i, st := range cfg.Stages {
+		types[i] = st.Type
+	}
+	set.factory = func(topic string, partition int32) ([]pipeline.Stage, error) {
+		out := make([]pipeline.Stage, 0, len(types))
+		for _, t := range types {
+			var s pipeline.Stage
+			var err error
+			switch t {
 			case "decode":
-				out = append(out, decode.New())
+				s = decode.New()
+			case "geo":
+				s, err = geo.New(set.geo, geoOpts)
+			case "useragent":
+				s, err = useragent.New(set.ua)
+			case "pseudonymize":
+				s, err = pseudonymize.New(pseudoOpts)
 			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
 		}
 		return out, nil
-	}, nil
+	}
+	return set, nil
+}
+
+// bitsOpt maps a configured bit count to geo.Options (nil: default; 0: -1).
+func bitsOpt(v *int) int {
+	switch {
+	case v == nil:
+		return 0
+	case *v == 0:
+		return -1
+	}
+	return *v
+}
+
+// watch runs the GeoIP reload watcher until ctx ends.
+func (s *stageSet) watch(ctx context.Context) {
+	if s.geo != nil {
+		go s.geo.Watch(ctx, s.geoInterval)
+	}
+}
+
+func (s *stageSet) close() {
+	if s.geo != nil {
+		s.geo.Close()
+	}
 }
 
 // newRunner wires the configured source, stages and sink.
-func newRunner(cfg config.Config, brokers []string, log *slog.Logger) (*pipeline.Runner, objstore.Store, error) {
+func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory, log *slog.Logger) (*pipeline.Runner, objstore.Store, error) {
 	store, err := objstore.Open(cfg.Sink.URL)
 	if err != nil {
 		return nil, nil, err
@@ -62,10 +157,6 @@ func newRunner(cfg config.Config, brokers []string, log *slog.Logger) (*pipeline
 		DisableRejected: cfg.Sink.Rejected == "off",
 		Version:         version,
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	stages, err := stageFactory(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -101,7 +192,7 @@ func startEmbeddedBroker(topics []string, partitions int32) (*kfake.Cluster, err
 
 // serveObservability serves /livez, /readyz and /metrics on addr until ctx
 // ends. An address that cannot be bound is a startup error.
-func serveObservability(ctx context.Context, addr string, r *pipeline.Runner, log *slog.Logger) error {
+func serveObservability(ctx context.Context, addr string, r *pipeline.Runner, stages *stageSet, log *slog.Logger) error {
 	if addr == "" {
 		return nil
 	}
@@ -122,7 +213,7 @@ func serveObservability(ctx context.Context, addr string, r *pipeline.Runner, lo
 	})
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		writeMetrics(w, r)
+		writeMetrics(w, r, stages)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -140,7 +231,7 @@ func serveObservability(ctx context.Context, addr string, r *pipeline.Runner, lo
 	return nil
 }
 
-func writeMetrics(w http.ResponseWriter, r *pipeline.Runner) {
+func writeMetrics(w http.ResponseWriter, r *pipeline.Runner, stages *stageSet) {
 	s := r.Stats().Snapshot()
 	counter := func(name, help string, v int64) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
@@ -157,6 +248,19 @@ func writeMetrics(w http.ResponseWriter, r *pipeline.Runner) {
 	counter("sluice_flush_errors_total", "Failed flush attempts (retried).", s.FlushErrors)
 	counter("sluice_commit_errors_total", "Failed offset commits.", s.CommitErrors)
 	counter("sluice_fetch_errors_total", "Kafka fetch errors.", s.FetchErrors)
+	if g := stages.geo; g != nil {
+		st := g.Stats()
+		counter("sluice_geo_lookups_total", "Events with a valid IP looked up.", st.Lookups.Load())
+		counter("sluice_geo_misses_total", "Valid IPs without a database record.", st.Misses.Load())
+		counter("sluice_geo_invalid_ip_total", "Events whose ip is not an address.", st.InvalidIPs.Load())
+		counter("sluice_geo_reloads_total", "GeoIP database hot reloads.", st.Reloads.Load())
+		counter("sluice_geo_reload_errors_total", "Rejected GeoIP replacements (old database kept).", st.ReloadErrors.Load())
+		fmt.Fprintf(w, "# HELP sluice_geo_database_build_timestamp_seconds Build time of the GeoIP database in use.\n# TYPE sluice_geo_database_build_timestamp_seconds gauge\nsluice_geo_database_build_timestamp_seconds %d\n", st.BuildEpoch.Load())
+	}
+	if c := stages.ua; c != nil {
+		counter("sluice_useragent_cache_hits_total", "User-agent cache hits.", c.Hits.Load())
+		counter("sluice_useragent_cache_misses_total", "User-agent cache misses.", c.Misses.Load())
+	}
 	fmt.Fprintf(w, "# HELP sluice_buffered_bytes Bytes buffered by all partitions.\n# TYPE sluice_buffered_bytes gauge\nsluice_buffered_bytes %d\n", r.Buffered())
 	ready := 0
 	if r.Ready() == nil {
