@@ -421,7 +421,6 @@ func validateStage(key string, st Stage) []error {
 	return errs
 }
 
-
 func validateStages(stages []Stage) []error {
 	var errs []error
 	if len(stages) == 0 {
