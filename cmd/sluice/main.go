@@ -5,6 +5,8 @@
 //	sluice gen      --brokers … --topic …  produce synthetic events to a cluster
 //	sluice inspect  FILE                   schema, row count, sample rows (read with Arrow)
 //	sluice validate --config sluice.yaml   every config problem, each naming its key
+//	sluice schema   [--format markdown|json] the data dictionary
+//	sluice ddl      --dialect D            warehouse DDL over the output layout
 package main
 
 import (
@@ -34,7 +36,9 @@ Usage:
   sluice demo     [--events N] [--out DIR] embedded broker + generated events + pipeline → ./sluice-demo
   sluice gen      --brokers B --topic T   produce synthetic events (--events, --rate, --dup-rate, --bad-rate)
   sluice inspect  FILE                    print a Parquet file's schema, row count and first rows
-  sluice validate --config sluice.yaml    check a config; print every problem
+  sluice validate --config sluice.yaml    check a config (and its GeoIP file and keys); print every problem
+  sluice schema   [--format markdown|json] the data dictionary: columns, types, sources, privacy classes
+  sluice ddl      --dialect D [--url U]   CREATE statements for snowflake, bigquery, athena, clickhouse, duckdb
   sluice version
 
 Run "sluice COMMAND -h" for a command's flags.
@@ -59,6 +63,10 @@ func main() {
 		err = cmdInspect(args, os.Stdout)
 	case "validate":
 		err = cmdValidate(args, os.Stdout)
+	case "schema":
+		err = cmdSchema(args, os.Stdout)
+	case "ddl":
+		err = cmdDDL(args, os.Stdout)
 	case "version", "--version":
 		fmt.Println("sluice", version)
 	case "help", "-h", "--help":
