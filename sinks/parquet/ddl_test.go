@@ -11,8 +11,8 @@ import (
 
 	"github.com/sluicedata/sluice/internal/synth"
 	"github.com/sluicedata/sluice/pipeline"
-	pqsink "github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/sinks/objstore"
+	pqsink "github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/stages/decode"
 	"github.com/sluicedata/sluice/stages/useragent"
 )
