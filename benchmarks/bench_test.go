@@ -15,10 +15,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedata/sluice/internal/synth"
+	"github.com/sluicedata/sluice/internal/testkit"
 	"github.com/sluicedata/sluice/pipeline"
 	"github.com/sluicedata/sluice/sinks/objstore"
 	pqsink "github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/stages/decode"
+	"github.com/sluicedata/sluice/stages/geo"
+	"github.com/sluicedata/sluice/stages/pseudonymize"
+	"github.com/sluicedata/sluice/stages/useragent"
 )
 
 // workload returns n deterministic records of the reference mix (2%
@@ -117,16 +121,66 @@ func BenchmarkParquetSink(b *testing.B) {
 	}
 }
 
-// BenchmarkEndToEnd: a broker preloaded with the workload → the runner
-// (decode) → zstd Parquet files on local disk. One op is one whole run;
-// the custom metrics are per event.
-func BenchmarkEndToEnd(b *testing.B) {
-	for _, parts := range []int32{1, 8} {
-		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) { endToEnd(b, parts, 200_000) })
+// enrich returns the stage chain of the reference pipeline: decode, geo
+// (test City database), useragent, pseudonymize.
+func enrich(b *testing.B) pipeline.StageFactory {
+	db, err := geo.Open(testkit.GeoDB(b, testkit.GeoNetworks, 1), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	cache := useragent.NewCache(0)
+	keys := map[string][]byte{"k1": []byte("benchmark-key-0123456789abcdef")}
+	return func(string, int32) ([]pipeline.Stage, error) {
+		g, err := geo.New(db, geo.Options{})
+		if err != nil {
+			return nil, err
+		}
+		ua, _ := useragent.New(cache)
+		ps, err := pseudonymize.New(pseudonymize.Options{Keys: keys, Active: "k1"})
+		if err != nil {
+			return nil, err
+		}
+		return []pipeline.Stage{decode.New(), g, ua, ps}, nil
 	}
 }
 
-func endToEnd(b *testing.B, partitions int32, n int) {
+// BenchmarkStages: decode then each enrichment stage over the same
+// batches; one op is one record through all of them.
+func BenchmarkStages(b *testing.B) {
+	recs, size := workload(10000)
+	stages, err := enrich(b)("events", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch := &pipeline.Batch{}
+	b.ReportAllocs()
+	b.SetBytes(size / int64(len(recs)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batchSize {
+		j := i % len(recs)
+		k := min(j+batchSize, len(recs), j+b.N-i)
+		fillBatch(batch, recs[j:k], int64(i))
+		for _, s := range stages {
+			if err := s.Process(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkEndToEnd: a broker preloaded with the workload → the runner
+// (decode only, and the full chain) → zstd Parquet files on local disk. One op is one whole run;
+// the custom metrics are per event.
+func BenchmarkEndToEnd(b *testing.B) {
+	decodeOnly := func(string, int32) ([]pipeline.Stage, error) { return []pipeline.Stage{decode.New()}, nil }
+	for _, parts := range []int32{1, 8} {
+		b.Run(fmt.Sprintf("decode/partitions=%d", parts), func(b *testing.B) { endToEnd(b, parts, 200_000, decodeOnly) })
+		b.Run(fmt.Sprintf("full/partitions=%d", parts), func(b *testing.B) { endToEnd(b, parts, 200_000, enrich(b)) })
+	}
+}
+
+func endToEnd(b *testing.B, partitions int32, n int, stages pipeline.StageFactory) {
 	recs, size := workload(n)
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "events"))
 	if err != nil {
@@ -159,9 +213,7 @@ func endToEnd(b *testing.B, partitions int32, n int) {
 		r, err := pipeline.NewRunner(pipeline.Options{
 			Brokers: kc.ListenAddrs(), Topics: []string{"events"}, Group: fmt.Sprintf("bench-%d", i),
 			RollMaxAge: time.Hour, RollMaxRows: 1_000_000,
-		}, func(string, int32) ([]pipeline.Stage, error) {
-			return []pipeline.Stage{decode.New()}, nil
-		}, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		}, stages, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			b.Fatal(err)
 		}
