@@ -70,3 +70,24 @@ func TestInspect(t *testing.T) {
 		}
 	}
 }
+
+// TestRunRefusesMissingKeyAndGeoDB: no key and no GeoIP file are config
+// errors at start, both reported at once, and never a default key.
+func TestRunRefusesMissingKeyAndGeoDB(t *testing.T) {
+	kc := testkit.Kafka(t, "events", 1)
+	stages := "  - {type: decode}\n  - {type: geo, database: /nonexistent/GeoLite2-City.mmdb}\n  - {type: pseudonymize, key_env: SLUICE_TEST_UNSET_KEY, key_id: k1}"
+	cfg := writeConfig(t, kc.ListenAddrs(), "events", "g", t.TempDir(), stages)
+	for _, cmd := range []string{"validate", "run"} {
+		proc := startSluice(t, cmd, "--config", cfg)
+		select {
+		case <-proc.done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s kept running without a key", cmd)
+		}
+		out := proc.stderr.String()
+		if proc.cmd.ProcessState.ExitCode() != 2 || !strings.Contains(out, "stages[1].database") ||
+			!strings.Contains(out, "SLUICE_TEST_UNSET_KEY is not set") {
+			t.Errorf("%s: exit %d, output:\n%s", cmd, proc.cmd.ProcessState.ExitCode(), out)
+		}
+	}
+}
