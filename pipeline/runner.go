@@ -48,6 +48,13 @@ type Options struct {
 
 	// KafkaOpts are extra client options (TLS, SASL, logging).
 	KafkaOpts []kgo.Opt
+
+	// State, when set, makes delivery exactly once: each flush records its
+	// range as pending before uploading and as done after, with
+	// compare-and-swap writes, and a partition resumes from its state (a
+	// pending range is re-run exactly) instead of the Kafka offset. Nil
+	// means at least once: Kafka offsets only.
+	State StateStore
 }
 
 func (o *Options) setDefaults() {
@@ -202,6 +209,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(r.opts.Topics...),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.SessionTimeout(r.opts.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, r.opts.SessionTimeout/3)),
 		kgo.ConsumeResetOffset(reset),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
@@ -209,6 +217,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(r.assigned),
 		kgo.OnPartitionsRevoked(r.revoked),
 		kgo.OnPartitionsLost(r.lost),
+	}
+	if r.opts.State != nil {
+		kopts = append(kopts, kgo.AdjustFetchOffsetsFn(r.adjust))
 	}
 	kopts = append(kopts, r.opts.KafkaOpts...)
 	cl, err := kgo.NewClient(kopts...)
@@ -308,12 +319,68 @@ func (r *Runner) startWorker(topic string, partition int32) error {
 		return err
 	}
 	w := newWorker(r, topic, partition, stages, ps)
+	if r.opts.State == nil {
+		w.init <- workerStart{} // no state to wait for
+	}
 	r.mu.Lock()
 	r.workers[tp] = w
 	r.mu.Unlock()
 	r.log.Info("partition assigned", "topic", topic, "partition", partition)
 	go w.run()
 	return nil
+}
+
+// adjust runs after the group assigned partitions and their committed
+// offsets were fetched, before fetching starts: it reads each new
+// partition's state and moves the start to the state's position (a pending
+// range's first offset, or the next undelivered one). A store it cannot
+// read is retried until the session ends.
+func (r *Runner) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	for topic, parts := range offsets {
+		for p := range parts {
+			w := r.worker(topic, p)
+			if w == nil {
+				continue
+			}
+			var (
+				ck    *checkpoint
+				found bool
+				err   error
+			)
+			backoff := r.opts.RetryBackoff
+			for {
+				ck, found, err = loadCheckpoint(ctx, r.opts.State, r.opts.Group, topic, p)
+				if err == nil {
+					break
+				}
+				r.stats.StateErrors.Add(1)
+				r.log.Warn("cannot read partition state; retrying", "topic", topic, "partition", p, "retry_in", backoff, "err", err)
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+					return nil, fmt.Errorf("partition state %s/%d: %w", topic, p, err)
+				}
+				backoff = min(2*backoff, r.opts.RetryBackoffMax)
+			}
+			start := workerStart{ck: ck}
+			if found {
+				st := ck.state
+				if st.Pending != nil {
+					parts[p] = kgo.NewOffset().At(st.Pending.First).WithEpoch(-1)
+					rng := *st.Pending
+					start.replay = &rng
+					r.log.Info("re-running pending range", "topic", topic, "partition", p, "first", rng.First, "last", rng.Last)
+				} else {
+					parts[p] = kgo.NewOffset().At(st.Next).WithEpoch(-1)
+				}
+			}
+			select {
+			case w.init <- start:
+			default: // already started (cannot happen: one adjust per assignment)
+			}
+		}
+	}
+	return offsets, nil
 }
 
 // revoked flushes and commits the revoked partitions before they are

@@ -16,6 +16,9 @@ type Stats struct {
 	FlushErrors    atomic.Int64 // failed flush attempts (retried)
 	CommitErrors   atomic.Int64 // failed offset commits
 	FetchErrors    atomic.Int64
+	StateErrors    atomic.Int64 // failed state reads and writes (retried)
+	StateConflicts atomic.Int64 // state moved by another member: partition given up
+	Replays        atomic.Int64 // pending ranges re-run after a restart
 }
 
 // StatsSnapshot is a copy of Stats at one moment.
@@ -23,6 +26,7 @@ type StatsSnapshot struct {
 	RecordsIn, EventsKept, EventsRejected, EventsDropped int64
 	RecordsFlushed, Flushes, FilesWritten, RowsWritten   int64
 	BytesWritten, FlushErrors, CommitErrors, FetchErrors int64
+	StateErrors, StateConflicts, Replays                 int64
 }
 
 // Snapshot copies the totals.
@@ -40,5 +44,8 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		FlushErrors:    s.FlushErrors.Load(),
 		CommitErrors:   s.CommitErrors.Load(),
 		FetchErrors:    s.FetchErrors.Load(),
+		StateErrors:    s.StateErrors.Load(),
+		StateConflicts: s.StateConflicts.Load(),
+		Replays:        s.Replays.Load(),
 	}
 }

@@ -2,12 +2,25 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
+
+// errStopped: the worker gave its partition up (lost, taken over by
+// another member, or a drain that timed out); nothing more is committed.
+var errStopped = errors.New("partition worker stopped")
+
+// workerStart is what a worker learns about its partition before its
+// first record: its state (nil without a StateStore) and the pending range
+// to re-run exactly, if any.
+type workerStart struct {
+	ck     *checkpoint
+	replay *OffsetRange
+}
 
 // worker owns one assigned partition: it runs the stages over the records
 // in offset order, buffers output in its PartitionSink, and flushes the
@@ -20,6 +33,7 @@ type worker struct {
 	stages    []Stage
 	sink      PartitionSink
 
+	init      chan workerStart
 	in        chan []*kgo.Record
 	drainOnce sync.Once
 	ctx       context.Context // canceled when the partition is lost or the drain times out
@@ -28,12 +42,16 @@ type worker struct {
 
 	batch Batch
 
-	pending      bool
-	first, last  int64
-	epoch        int32
-	records      int64 // records in the pending range
-	pendingSince time.Time
-	buffered     int64 // this worker's share of Runner.buffered
+	ck     *checkpoint  // nil: at-least-once mode
+	replay *OffsetRange // a range that must be flushed exactly as it was
+
+	pending       bool
+	first, last   int64
+	epoch         int32
+	lastKafkaTime int64
+	records       int64 // records in the pending range
+	pendingSince  time.Time
+	buffered      int64 // this worker's share of Runner.buffered
 }
 
 func newWorker(r *Runner, topic string, partition int32, stages []Stage, ps PartitionSink) *worker {
@@ -44,6 +62,7 @@ func newWorker(r *Runner, topic string, partition int32, stages []Stage, ps Part
 		partition: partition,
 		stages:    stages,
 		sink:      ps,
+		init:      make(chan workerStart, 1),
 		in:        make(chan []*kgo.Record, 4),
 		ctx:       ctx,
 		cancel:    cancel,
@@ -71,22 +90,54 @@ func (w *worker) run() {
 	defer close(w.done)
 	defer w.cancel()
 	defer func() { w.r.buffered.Add(-w.buffered) }()
+
+	// Fetching starts only after the runner read the partition state, so
+	// init comes before any record; a drain may come first.
+	var start workerStart
+	select {
+	case start = <-w.init:
+	default:
+		select {
+		case start = <-w.init:
+		case <-w.ctx.Done():
+			return
+		case recs, ok := <-w.in:
+			if !ok {
+				return
+			}
+			w.r.fail(fmt.Errorf("partition %s/%d: %d records before its state was read", w.topic, w.partition, len(recs)))
+			return
+		}
+	}
+	w.ck, w.replay = start.ck, start.replay
+	if w.replay != nil {
+		w.r.stats.Replays.Add(1)
+	}
+
 	ticker := time.NewTicker(w.tickEvery())
 	defer ticker.Stop()
 	for {
 		select {
 		case recs, ok := <-w.in:
 			if !ok {
+				if w.replay != nil {
+					// An unfinished re-run is not flushed as a shorter
+					// range: the next owner re-runs it whole.
+					w.sink.Discard()
+					return
+				}
 				w.flush()
 				return
 			}
 			if err := w.handle(recs); err != nil {
 				w.sink.Discard()
-				w.r.fail(fmt.Errorf("partition %s/%d: %w", w.topic, w.partition, err))
+				if !errors.Is(err, errStopped) {
+					w.r.fail(fmt.Errorf("partition %s/%d: %w", w.topic, w.partition, err))
+				}
 				return
 			}
 		case <-ticker.C:
-			if w.pending && time.Since(w.pendingSince) >= w.r.opts.RollMaxAge {
+			if w.replay == nil && w.pending && time.Since(w.pendingSince) >= w.r.opts.RollMaxAge {
 				if !w.flush() {
 					w.sink.Discard()
 					return
@@ -100,9 +151,33 @@ func (w *worker) run() {
 }
 
 // handle processes recs in chunks that never take the pending range past
-// RollMaxRows records, flushing whenever a roll limit is reached.
+// RollMaxRows records (or past the end of a range being re-run), flushing
+// whenever a limit is reached.
 func (w *worker) handle(recs []*kgo.Record) error {
 	for len(recs) > 0 {
+		if w.replay != nil {
+			n := 0
+			for n < len(recs) && recs[n].Offset <= w.replay.Last {
+				n++
+			}
+			if n > 0 {
+				if err := w.process(recs[:n]); err != nil {
+					return err
+				}
+				recs = recs[n:]
+			}
+			if w.last >= w.replay.Last || len(recs) > 0 {
+				// Flush exactly the recorded range, whatever records of
+				// it still exist.
+				w.first, w.last = w.replay.First, w.replay.Last
+				w.pending = true
+				if !w.flush() {
+					return errStopped
+				}
+				w.replay = nil
+			}
+			continue
+		}
 		n := int64(len(recs))
 		if room := w.r.opts.RollMaxRows - w.records; n > room {
 			n = room
@@ -114,7 +189,7 @@ func (w *worker) handle(recs []*kgo.Record) error {
 		bytes := w.account()
 		if w.records >= w.r.opts.RollMaxRows || bytes >= w.r.opts.RollMaxBytes || w.overMemory(bytes) {
 			if !w.flush() {
-				return fmt.Errorf("flush interrupted: %w", context.Cause(w.ctx))
+				return errStopped
 			}
 		}
 	}
@@ -156,6 +231,7 @@ func (w *worker) process(recs []*kgo.Record) error {
 	last := recs[len(recs)-1]
 	w.last = last.Offset
 	w.epoch = last.LeaderEpoch
+	w.lastKafkaTime = last.Timestamp.UnixMilli()
 	w.records += int64(len(recs))
 	b.Reset()
 	return nil
@@ -177,15 +253,10 @@ func (w *worker) overMemory(bytes int64) bool {
 	return total > w.r.opts.MemoryLimit && bytes*max(w.r.numWorkers(), 1) >= total
 }
 
-// flush makes the pending range durable, retrying with backoff until it
-// succeeds or the worker is canceled, then commits the offset after it. It
-// reports false if the worker was canceled before the range was durable.
-func (w *worker) flush() bool {
-	if !w.pending {
-		return true
-	}
+// retry runs op until it succeeds, the worker is canceled, or op reports
+// a permanent error (stop); it backs off between attempts.
+func (w *worker) retry(what string, failures interface{ Add(int64) int64 }, op func() (stop bool, err error)) bool {
 	backoff := w.r.opts.RetryBackoff
-	var res FlushResult
 	failing := false
 	defer func() {
 		if failing {
@@ -193,23 +264,19 @@ func (w *worker) flush() bool {
 		}
 	}()
 	for {
-		var err error
-		start := time.Now()
-		res, err = w.sink.Flush(w.ctx, w.first, w.last)
+		stop, err := op()
 		if err == nil {
-			w.r.log.Debug("flushed", "topic", w.topic, "partition", w.partition,
-				"first", w.first, "last", w.last, "files", len(res.Files), "took", time.Since(start))
-			break
+			return true
 		}
-		if w.ctx.Err() != nil {
+		if stop || w.ctx.Err() != nil {
 			return false
 		}
-		w.r.stats.FlushErrors.Add(1)
+		failures.Add(1)
 		if !failing {
 			failing = true
 			w.r.failing.Add(1)
 		}
-		w.r.log.Warn("flush failed; retrying", "topic", w.topic, "partition", w.partition,
+		w.r.log.Warn(what+" failed; retrying", "topic", w.topic, "partition", w.partition,
 			"first", w.first, "last", w.last, "retry_in", backoff, "err", err)
 		select {
 		case <-time.After(backoff):
@@ -217,6 +284,63 @@ func (w *worker) flush() bool {
 			return false
 		}
 		backoff = min(2*backoff, w.r.opts.RetryBackoffMax)
+	}
+}
+
+// saveState writes st with compare-and-swap, retrying store errors. A
+// conflict means another member owns the partition: the worker stops.
+func (w *worker) saveState(st PartitionState) bool {
+	return w.retry("state write", &w.r.stats.StateErrors, func() (bool, error) {
+		err := w.ck.save(w.ctx, st)
+		if errors.Is(err, ErrStateConflict) {
+			w.r.stats.StateConflicts.Add(1)
+			w.r.log.Error("partition state moved by another member; giving the partition up without writing or committing",
+				"topic", w.topic, "partition", w.partition, "err", err)
+			w.cancel()
+			return true, err
+		}
+		return false, err
+	})
+}
+
+// flush makes the pending range durable and then commits past it:
+//  1. with a StateStore, record the range as pending (compare-and-swap);
+//  2. close and upload every file of the range, retrying until it works;
+//  3. record the range as done;
+//  4. commit the Kafka offset after it (advisory with a StateStore).
+//
+// It reports false if the worker stopped before the range was done.
+func (w *worker) flush() bool {
+	if !w.pending {
+		return true
+	}
+	if w.ck != nil {
+		st := w.ck.state
+		st.Pending = &OffsetRange{First: w.first, Last: w.last}
+		if !w.saveState(st) {
+			return false
+		}
+	}
+	var res FlushResult
+	start := time.Now()
+	ok := w.retry("flush", &w.r.stats.FlushErrors, func() (bool, error) {
+		var err error
+		res, err = w.sink.Flush(w.ctx, w.first, w.last)
+		return false, err
+	})
+	if !ok {
+		return false
+	}
+	w.r.log.Debug("flushed", "topic", w.topic, "partition", w.partition,
+		"first", w.first, "last", w.last, "files", len(res.Files), "took", time.Since(start))
+	if w.ck != nil {
+		st := w.ck.state
+		st.Pending = nil
+		st.Next = w.last + 1
+		st.LastKafkaTime = w.lastKafkaTime
+		if !w.saveState(st) {
+			return false
+		}
 	}
 	st := &w.r.stats
 	st.Flushes.Add(1)
@@ -227,8 +351,8 @@ func (w *worker) flush() bool {
 		st.BytesWritten.Add(f.Bytes)
 	}
 	if err := w.r.commit(w.ctx, w.topic, w.partition, w.epoch, w.last+1); err != nil {
-		// The files are durable; a later flush commits past them. A
-		// restart before that re-reads the range (at least once).
+		// The files are durable (and with a StateStore, so is the range);
+		// a later flush commits past them.
 		st.CommitErrors.Add(1)
 		w.r.log.Warn("offset commit failed", "topic", w.topic, "partition", w.partition, "err", err)
 	}

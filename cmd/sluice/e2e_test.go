@@ -279,3 +279,19 @@ func TestRestartNothingLost(t *testing.T) {
 	p.stop(t)
 	checkExactlyOnce(t, testkit.ReadOutput(t, out), gen, testkit.EndOffsets(t, brokers, topic))
 }
+
+// rewriteConfig replaces old with new in the config at path, in place.
+func rewriteConfig(t *testing.T, path, old, new string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("config has no %q", old)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -161,6 +161,7 @@ func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory
 		return nil, nil, err
 	}
 	r, err := pipeline.NewRunner(pipeline.Options{
+		State:           stateStore{store},
 		Brokers:         brokers,
 		Topics:          cfg.Kafka.Topics,
 		Group:           cfg.Kafka.Group,
@@ -178,6 +179,26 @@ func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory
 		return nil, nil, err
 	}
 	return r, store, nil
+}
+
+// stateStore keeps partition state in the sink's object store, under
+// _sluice/, with its compare-and-swap writes.
+type stateStore struct{ s objstore.Store }
+
+func (a stateStore) Load(ctx context.Context, key string) ([]byte, string, error) {
+	b, v, err := a.s.GetVersion(ctx, key)
+	if errors.Is(err, objstore.ErrNotExist) {
+		return nil, "", fmt.Errorf("%w: %v", pipeline.ErrStateNotFound, err)
+	}
+	return b, v, err
+}
+
+func (a stateStore) Save(ctx context.Context, key string, data []byte, version string) (string, error) {
+	v, err := a.s.PutIf(ctx, key, data, version)
+	if errors.Is(err, objstore.ErrPrecondition) {
+		return "", fmt.Errorf("%w: %v", pipeline.ErrStateConflict, err)
+	}
+	return v, err
 }
 
 // startEmbeddedBroker runs an in-process Kafka broker (kfake) on loopback
@@ -248,6 +269,9 @@ func writeMetrics(w http.ResponseWriter, r *pipeline.Runner, stages *stageSet) {
 	counter("sluice_flush_errors_total", "Failed flush attempts (retried).", s.FlushErrors)
 	counter("sluice_commit_errors_total", "Failed offset commits.", s.CommitErrors)
 	counter("sluice_fetch_errors_total", "Kafka fetch errors.", s.FetchErrors)
+	counter("sluice_state_errors_total", "Failed partition state reads and writes (retried).", s.StateErrors)
+	counter("sluice_state_conflicts_total", "Partitions given up because another member moved their state.", s.StateConflicts)
+	counter("sluice_replays_total", "Pending ranges re-run after a restart.", s.Replays)
 	if g := stages.geo; g != nil {
 		st := g.Stats()
 		counter("sluice_geo_lookups_total", "Events with a valid IP looked up.", st.Lookups.Load())

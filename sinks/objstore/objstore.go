@@ -3,7 +3,10 @@
 package objstore
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,10 +14,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // ErrNotExist is returned by Get for a key that has no object.
 var ErrNotExist = errors.New("object does not exist")
+
+// ErrPrecondition is returned by PutIf when the object is not at the
+// expected version: another writer moved it.
+var ErrPrecondition = errors.New("object changed under us (precondition failed)")
 
 // Store is an object store rooted at a URL. Keys are slash-separated paths
 // relative to the root, without a leading slash.
@@ -28,6 +36,13 @@ type Store interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 	// List returns the keys under prefix, in lexical order.
 	List(ctx context.Context, prefix string) ([]string, error)
+	// GetVersion returns the content of key and its version (an opaque
+	// token, the ETag on S3), or an error wrapping ErrNotExist.
+	GetVersion(ctx context.Context, key string) (data []byte, version string, err error)
+	// PutIf writes key only if it is still at version ("" means: only if
+	// it does not exist) and returns the new version. A mismatch is an
+	// error wrapping ErrPrecondition and changes nothing. Durable on return.
+	PutIf(ctx context.Context, key string, data []byte, version string) (string, error)
 	// String names the store root for logs and errors.
 	String() string
 }
@@ -161,6 +176,57 @@ func (d *Dir) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
 	return b, nil
+}
+
+// version of a directory object: a hash of its content.
+func contentVersion(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// GetVersion implements Store.
+func (d *Dir) GetVersion(ctx context.Context, key string) ([]byte, string, error) {
+	b, err := d.Get(ctx, key)
+	if err != nil {
+		return nil, "", err
+	}
+	return b, contentVersion(b), nil
+}
+
+// PutIf implements Store. Writers on one machine serialize on an exclusive
+// flock of <root>/.sluice-cas.lock, across processes, so check-and-write is
+// atomic; the content hash is the version.
+func (d *Dir) PutIf(ctx context.Context, key string, data []byte, version string) (string, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return "", err
+	}
+	lock, err := os.OpenFile(filepath.Join(d.root, ".sluice-cas.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("put-if %s: %w", key, err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("put-if %s: lock: %w", key, err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	cur, err := os.ReadFile(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if version != "" {
+			return "", fmt.Errorf("put-if %s: expected version %s, object does not exist: %w", key, version, ErrPrecondition)
+		}
+	case err != nil:
+		return "", fmt.Errorf("put-if %s: %w", key, err)
+	default:
+		if have := contentVersion(cur); have != version {
+			return "", fmt.Errorf("put-if %s: expected version %q, found %s: %w", key, version, have, ErrPrecondition)
+		}
+	}
+	if err := d.Put(ctx, key, bytes.NewReader(data), int64(len(data))); err != nil {
+		return "", err
+	}
+	return contentVersion(data), nil
 }
 
 // List implements Store. Temporary files of unfinished Puts are skipped.

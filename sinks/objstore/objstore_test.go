@@ -68,3 +68,31 @@ func TestOpen(t *testing.T) {
 		}
 	}
 }
+
+func TestDirPutIf(t *testing.T) {
+	d, _ := NewDir(t.TempDir())
+	ctx := context.Background()
+	k := "_sluice/state/g/events/0.json"
+	if _, _, err := d.GetVersion(ctx, k); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("missing state: %v", err)
+	}
+	v1, err := d.PutIf(ctx, k, []byte(`{"next":1}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.PutIf(ctx, k, []byte(`{"next":9}`), ""); !errors.Is(err, ErrPrecondition) {
+		t.Errorf("create over an existing object: %v", err)
+	}
+	v2, err := d.PutIf(ctx, k, []byte(`{"next":2}`), v1)
+	if err != nil || v2 == v1 {
+		t.Fatalf("update: %v %v", v2, err)
+	}
+	// A zombie holding v1 cannot move the state.
+	if _, err := d.PutIf(ctx, k, []byte(`{"next":5}`), v1); !errors.Is(err, ErrPrecondition) {
+		t.Errorf("stale version accepted: %v", err)
+	}
+	b, v, err := d.GetVersion(ctx, k)
+	if err != nil || string(b) != `{"next":2}` || v != v2 {
+		t.Errorf("state %s %s %v", b, v, err)
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/sluicedata/sluice/internal/testkit"
+)
+
+// TestCrashExactlyOnce kills sluice with SIGKILL at seeded random moments
+// while records keep arriving, restarts it each time, and then checks that
+// every record is in exactly one output row: nothing lost, nothing
+// duplicated, whatever the kill interrupted (a flush, an upload, a state
+// write, a commit).
+func TestCrashExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	const topic = "events"
+	// A killed member's partitions move once its session expires: keep
+	// sessions short so that every restart gets them back quickly.
+	kc := testkit.Kafka(t, topic, 3, kfake.GroupMinSessionTimeout(500*time.Millisecond))
+	brokers := kc.ListenAddrs()
+	out := t.TempDir()
+	cfg := writeConfig(t, brokers, topic, "crash", out, decodeOnly)
+	// Small rolls: many flushes, so kills land inside them.
+	cfg = withRoll(t, cfg, "{max_age: 300ms, max_rows: 700}")
+	cfg = rewriteConfig(t, cfg, "session_timeout: 6s", "session_timeout: 1s")
+
+	genDone := make(chan generated, 1)
+	go func() { genDone <- produceKafkaGo(t, brokers[0], topic, 24000, 31, 350*time.Millisecond) }()
+
+	rng := rand.New(rand.NewPCG(2026, 11))
+	kills := 0
+	for i := range 6 {
+		before := testkit.ReadOutput(t, out).Total()
+		p := startSluice(t, "run", "--config", cfg)
+		// Kill while it works: once it has written something new, at a
+		// seeded random moment within the next flushes.
+		testkit.WaitFor(t, 30*time.Second, "progress before a kill", func() bool {
+			return testkit.ReadOutput(t, out).Total() > before
+		})
+		wait := time.Duration(rng.IntN(700)) * time.Millisecond
+		time.Sleep(wait)
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("SIGKILL did not stop sluice")
+		}
+		kills++
+		t.Logf("kill %d after %s: %d rows so far", i, wait, testkit.ReadOutput(t, out).Total())
+	}
+	var gen generated
+	select {
+	case gen = <-genDone:
+	case <-time.After(90 * time.Second):
+		t.Fatal("producer did not finish")
+	}
+	p := startSluice(t, "run", "--config", cfg)
+	testkit.WaitFor(t, 90*time.Second, "all records after the crashes", func() bool {
+		return testkit.ReadOutput(t, out).Total() >= gen.total
+	})
+	p.stop(t)
+	res := testkit.ReadOutput(t, out)
+	checkExactlyOnce(t, res, gen, testkit.EndOffsets(t, brokers, topic))
+	if kills != 6 {
+		t.Fatalf("%d kills", kills)
+	}
+	t.Logf("%d records, %d files after %d kills", gen.total, len(res.Files), kills)
+}
+
+// withRoll rewrites the roll line of a config written by writeConfig.
+func withRoll(t *testing.T, path, roll string) string {
+	t.Helper()
+	return rewriteConfig(t, path, "roll: {max_age: 1s, max_rows: 4000}", fmt.Sprintf("roll: %s", roll))
+}
