@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedata/sluice/internal/failpoint"
 )
 
 // errStopped: the worker gave its partition up (lost, taken over by
@@ -320,6 +322,7 @@ func (w *worker) flush() bool {
 		if !w.saveState(st) {
 			return false
 		}
+		failpoint.Hit("state-pending")
 	}
 	var res FlushResult
 	start := time.Now()
@@ -341,6 +344,7 @@ func (w *worker) flush() bool {
 		if !w.saveState(st) {
 			return false
 		}
+		failpoint.Hit("state-done")
 	}
 	st := &w.r.stats
 	st.Flushes.Add(1)

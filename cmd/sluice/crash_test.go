@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -33,12 +34,32 @@ func TestCrashExactlyOnce(t *testing.T) {
 	cfg = rewriteConfig(t, cfg, "session_timeout: 6s", "session_timeout: 1s")
 
 	genDone := make(chan generated, 1)
-	go func() { genDone <- produceKafkaGo(t, brokers[0], topic, 24000, 31, 350*time.Millisecond) }()
+	go func() { genDone <- produceKafkaGo(t, brokers[0], topic, 30000, 31, 350*time.Millisecond) }()
 
 	rng := rand.New(rand.NewPCG(2026, 11))
 	kills := 0
-	for i := range 6 {
+	// Odd cycles: a failpoint kills the process exactly between two steps
+	// of a flush; even cycles: SIGKILL from outside at a random moment.
+	points := []string{"upload", "state-pending", "state-done"}
+	for i := range 9 {
 		before := testkit.ReadOutput(t, out).Total()
+		var env []string
+		if i%2 == 1 {
+			fp := fmt.Sprintf("%s=%d", points[(i/2)%len(points)], 1+rng.IntN(5))
+			env = []string{"SLUICE_FAILPOINTS=" + fp}
+			p := startSluiceEnv(t, env, "run", "--config", cfg)
+			select {
+			case <-p.done:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("failpoint %s never hit", fp)
+			}
+			if !strings.Contains(p.stderr.String(), "failpoint") {
+				t.Fatalf("sluice exited without hitting %s:\n%s", fp, p.stderr.String())
+			}
+			kills++
+			t.Logf("cycle %d: failpoint %s: %d rows so far", i, fp, testkit.ReadOutput(t, out).Total())
+			continue
+		}
 		p := startSluice(t, "run", "--config", cfg)
 		// Kill while it works: once it has written something new, at a
 		// seeded random moment within the next flushes.
@@ -54,7 +75,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 			t.Fatal("SIGKILL did not stop sluice")
 		}
 		kills++
-		t.Logf("kill %d after %s: %d rows so far", i, wait, testkit.ReadOutput(t, out).Total())
+		t.Logf("cycle %d: SIGKILL after %s: %d rows so far", i, wait, testkit.ReadOutput(t, out).Total())
 	}
 	var gen generated
 	select {
@@ -69,7 +90,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 	p.stop(t)
 	res := testkit.ReadOutput(t, out)
 	checkExactlyOnce(t, res, gen, testkit.EndOffsets(t, brokers, topic))
-	if kills != 6 {
+	if kills != 9 {
 		t.Fatalf("%d kills", kills)
 	}
 	t.Logf("%d records, %d files after %d kills", gen.total, len(res.Files), kills)

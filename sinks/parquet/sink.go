@@ -21,6 +21,7 @@ import (
 	"github.com/parquet-go/parquet-go/compress/uncompressed"
 	"github.com/parquet-go/parquet-go/compress/zstd"
 
+	"github.com/sluicedata/sluice/internal/failpoint"
 	"github.com/sluicedata/sluice/pipeline"
 )
 
@@ -284,6 +285,7 @@ func (p *Partition) Flush(ctx context.Context, first, last int64) (pipeline.Flus
 		if err := p.sink.store.Put(ctx, key, bytes.NewReader(c.data), int64(len(c.data))); err != nil {
 			return pipeline.FlushResult{}, fmt.Errorf("upload %s: %w", key, err)
 		}
+		failpoint.Hit("upload")
 		res.Files = append(res.Files, pipeline.FileInfo{Key: key, Rows: c.rows, Bytes: int64(len(c.data)), Rejected: c.key.rejected})
 	}
 	p.closed = nil
