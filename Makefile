@@ -4,7 +4,12 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BENCHTIME ?= 2s
 
-.PHONY: all build demo test test-short lint fuzz bench clean
+.PHONY: all build demo test test-short lint fuzz bench tools clean
+
+# The S3-compatible server the tests start on 127.0.0.1 (versitygw, built
+# from the Go module proxy into .tools/; rebuilt only when missing).
+VERSITYGW_VERSION ?= v1.8.0
+TOOLS := $(CURDIR)/.tools
 
 all: lint test
 
@@ -18,8 +23,13 @@ demo:
 
 # Every test, with the race detector: unit tables, fixtures, fuzz seeds,
 # end-to-end runs against the in-process broker with sluice as a subprocess.
-test:
-	$(GO) test -race -count=1 -timeout 20m ./...
+test: tools
+	SLUICE_VERSITYGW=$(TOOLS)/versitygw $(GO) test -race -count=1 -timeout 30m ./...
+
+tools: $(TOOLS)/versitygw
+
+$(TOOLS)/versitygw:
+	GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 test-short:
 	$(GO) test -short -count=1 ./...
@@ -40,4 +50,4 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 -timeout 30m ./benchmarks/ ./stages/... | tee benchmarks/out/bench.txt
 
 clean:
-	rm -rf bin sluice-demo benchmarks/out
+	rm -rf bin sluice-demo benchmarks/out .tools

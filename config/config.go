@@ -97,8 +97,13 @@ type KeySource struct {
 
 // Sink is the output.
 type Sink struct {
-	// URL is the output root: file:///path. No default.
+	// URL is the output root: file:///path or s3://bucket/prefix. No
+	// default.
 	URL string `yaml:"url"`
+	// S3 configures s3:// URLs; credentials come from the standard AWS
+	// chain (AWS_ACCESS_KEY_ID…, web identity, instance role), never from
+	// this file.
+	S3 S3 `yaml:"s3"`
 	// Compression of Parquet pages: zstd (default), snappy, gzip, lz4, none.
 	Compression string `yaml:"compression"`
 	// Roll says when a partition flushes its files.
@@ -112,6 +117,19 @@ type Sink struct {
 	// Rejected is where rejected records go: store (the rejected/ output,
 	// default) or off (counted and logged, not written).
 	Rejected string `yaml:"rejected"`
+}
+
+// S3 is the S3 (or S3-compatible) store.
+type S3 struct {
+	// Endpoint of an S3-compatible store, http(s)://host:port. Default ""
+	// (AWS).
+	Endpoint string `yaml:"endpoint"`
+	// Region. Default "" (from the AWS chain, else us-east-1).
+	Region string `yaml:"region"`
+	// PathStyle: bucket in the path, not the host name. Default false.
+	PathStyle bool `yaml:"path_style"`
+	// PartSize of multipart uploads. Default 16MiB (at least 5MiB).
+	PartSize ByteSize `yaml:"part_size"`
 }
 
 // Roll limits one flush of a partition.
@@ -265,9 +283,21 @@ func (c *Config) Validate() error {
 			if u.Path == "" || (u.Host != "" && u.Host != "localhost") {
 				bad("sink.url", "%q: a file URL is file:///absolute/path", s.URL)
 			}
+		case "s3":
+			if u.Host == "" {
+				bad("sink.url", "%q: an S3 URL is s3://bucket/prefix", s.URL)
+			}
 		default:
-			bad("sink.url", "%q: scheme %q is not supported (file)", s.URL, u.Scheme)
+			bad("sink.url", "%q: scheme %q is not supported (file, s3)", s.URL, u.Scheme)
 		}
+	}
+	if e := s.S3.Endpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("sink.s3.endpoint", "%q is not an http(s)://host:port URL", e)
+		}
+	}
+	if s.S3.PartSize != 0 && s.S3.PartSize < 5<<20 {
+		bad("sink.s3.part_size", "must be at least 5MiB, got %s", s.S3.PartSize)
 	}
 	if !slices.Contains([]string{"zstd", "snappy", "gzip", "lz4", "none"}, s.Compression) {
 		bad("sink.compression", "%q is not zstd, snappy, gzip, lz4 or none", s.Compression)

@@ -147,9 +147,24 @@ func (s *stageSet) close() {
 
 // newRunner wires the configured source, stages and sink.
 func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory, log *slog.Logger) (*pipeline.Runner, objstore.Store, error) {
-	store, err := objstore.Open(cfg.Sink.URL)
+	store, err := objstore.Open(context.Background(), cfg.Sink.URL, objstore.S3Options{
+		Endpoint:  cfg.Sink.S3.Endpoint,
+		Region:    cfg.Sink.S3.Region,
+		PathStyle: cfg.Sink.S3.PathStyle,
+		PartSize:  int64(cfg.Sink.S3.PartSize),
+	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if s3s, ok := store.(*objstore.S3); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err := s3s.Check(ctx)
+		cancel()
+		if err != nil {
+			// Not fatal: an unreachable store is retried by every flush
+			// and shown in /readyz; a wrong bucket shows the same way.
+			log.Warn("object store not reachable yet", "sink", store.String(), "err", err)
+		}
 	}
 	sink, err := pqsink.New(store, pqsink.Options{
 		Compression:     cfg.Sink.Compression,

@@ -47,8 +47,9 @@ type Store interface {
 	String() string
 }
 
-// Open returns the store for a sink URL. Supported: file:///abs/path.
-func Open(rawURL string) (Store, error) {
+// Open returns the store for a sink URL: file:///abs/path or
+// s3://bucket/prefix (with o).
+func Open(ctx context.Context, rawURL string, o S3Options) (Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("sink url %q: %w", rawURL, err)
@@ -62,8 +63,10 @@ func Open(rawURL string) (Store, error) {
 			return nil, fmt.Errorf("sink url %q: no path", rawURL)
 		}
 		return NewDir(u.Path)
+	case "s3":
+		return NewS3(ctx, rawURL, o)
 	default:
-		return nil, fmt.Errorf("sink url %q: unsupported scheme %q (supported: file)", rawURL, u.Scheme)
+		return nil, fmt.Errorf("sink url %q: unsupported scheme %q (supported: file, s3)", rawURL, u.Scheme)
 	}
 }
 

@@ -59,11 +59,11 @@ func TestUnwritableDirIsAClearError(t *testing.T) {
 
 func TestOpen(t *testing.T) {
 	dir := t.TempDir()
-	if s, err := Open("file://" + dir); err != nil || s.String() != "file://"+dir {
+	if s, err := Open(context.Background(), "file://"+dir, S3Options{}); err != nil || s.String() != "file://"+dir {
 		t.Errorf("open file url: %v %v", s, err)
 	}
 	for _, u := range []string{"ftp://x/y", "file://host/x", "file://"} {
-		if _, err := Open(u); err == nil {
+		if _, err := Open(context.Background(), u, S3Options{}); err == nil {
 			t.Errorf("%s accepted", u)
 		}
 	}
