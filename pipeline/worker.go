@@ -158,6 +158,11 @@ func (w *worker) run() {
 func (w *worker) handle(recs []*kgo.Record) error {
 	for len(recs) > 0 {
 		if w.replay != nil {
+			if !w.pending && recs[0].Offset > w.replay.First {
+				w.r.log.Error("records of a pending range are gone from Kafka (retention?); re-running what is left",
+					"topic", w.topic, "partition", w.partition, "first", w.replay.First, "last", w.replay.Last,
+					"first_available", recs[0].Offset)
+			}
 			n := 0
 			for n < len(recs) && recs[n].Offset <= w.replay.Last {
 				n++

@@ -209,7 +209,7 @@ func prepareDemoDir(out string) (string, error) {
 	}
 	for _, e := range entries {
 		switch e.Name() {
-		case "events", "rejected", "_sluice":
+		case "events", "rejected", "_sluice", ".sluice-cas.lock":
 		default:
 			return "", &exitError{2, fmt.Errorf("%s holds %q, which the demo did not write; choose another --out", dir, e.Name())}
 		}
