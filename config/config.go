@@ -85,6 +85,14 @@ type Stage struct {
 	// pseudonymize: Fields are more fields pseudonymized in place:
 	// session_id or properties.NAME.
 	Fields []string `yaml:"fields"`
+
+	// dedupe: Key is the field, or comma-separated fields, that identify
+	// an event: event_id (default), event_name, session_id, app_id.
+	Key string `yaml:"key"`
+	// dedupe: Window of Kafka record time. Default 10m.
+	Window Duration `yaml:"window"`
+	// dedupe: MaxEntries bounds each partition's window. Default 1000000.
+	MaxEntries int `yaml:"max_entries"`
 }
 
 // KeySource names where one pseudonymization key comes from: an
@@ -340,7 +348,7 @@ func (c *Config) Validate() error {
 }
 
 // StageTypes are the stage types this build knows, in a valid order.
-var StageTypes = []string{"decode", "geo", "useragent", "pseudonymize"}
+var StageTypes = []string{"decode", "geo", "useragent", "pseudonymize", "dedupe"}
 
 // stageKeys are the keys each stage type takes besides type.
 var stageKeys = map[string][]string{
@@ -348,6 +356,7 @@ var stageKeys = map[string][]string{
 	"geo":          {"database", "reload_interval", "anonymize_ipv4_bits", "anonymize_ipv6_bits"},
 	"useragent":    {"cache_size"},
 	"pseudonymize": {"key_env", "key_file", "key_id", "keys", "active_key", "fields", "cache_size"},
+	"dedupe":       {"key", "window", "max_entries"},
 }
 
 // setKeys lists the keys of st that are set.
@@ -369,6 +378,21 @@ func (st Stage) setKeys() []string {
 	add(len(st.Keys) > 0, "keys")
 	add(st.ActiveKey != "", "active_key")
 	add(len(st.Fields) > 0, "fields")
+	add(st.Key != "", "key")
+	add(st.Window != 0, "window")
+	add(st.MaxEntries != 0, "max_entries")
+	return out
+}
+
+// DedupeKey returns the dedupe key fields (default event_id).
+func (st Stage) DedupeKey() []string {
+	if st.Key == "" {
+		return []string{"event_id"}
+	}
+	var out []string
+	for k := range strings.SplitSeq(st.Key, ",") {
+		out = append(out, strings.TrimSpace(k))
+	}
 	return out
 }
 
@@ -408,6 +432,19 @@ func validateStage(key string, st Stage) []error {
 	case "useragent", "pseudonymize":
 		if st.CacheSize < 0 {
 			bad("cache_size", "must not be negative, got %d", st.CacheSize)
+		}
+	}
+	if st.Type == "dedupe" {
+		for _, k := range st.DedupeKey() {
+			if !slices.Contains([]string{"event_id", "event_name", "session_id", "app_id"}, k) {
+				bad("key", "%q is not event_id, event_name, session_id or app_id", k)
+			}
+		}
+		if st.Window != 0 && st.Window.D() < 1e9 {
+			bad("window", "must be at least 1s, got %s", st.Window)
+		}
+		if st.MaxEntries < 0 {
+			bad("max_entries", "must not be negative, got %d", st.MaxEntries)
 		}
 	}
 	if st.Type == "pseudonymize" {

@@ -320,7 +320,7 @@ func (r *Runner) startWorker(topic string, partition int32) error {
 	}
 	w := newWorker(r, topic, partition, stages, ps)
 	if r.opts.State == nil {
-		w.init <- workerStart{} // no state to wait for
+		w.init <- workerStart{start: -1} // no state to wait for
 	}
 	r.mu.Lock()
 	r.workers[tp] = w
@@ -362,10 +362,12 @@ func (r *Runner) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 				}
 				backoff = min(2*backoff, r.opts.RetryBackoffMax)
 			}
-			start := workerStart{ck: ck}
+			start := workerStart{ck: ck, start: -1}
 			if found {
 				st := ck.state
+				start.start = st.Next
 				if st.Pending != nil {
+					start.start = st.Pending.First
 					parts[p] = kgo.NewOffset().At(st.Pending.First).WithEpoch(-1)
 					rng := *st.Pending
 					start.replay = &rng

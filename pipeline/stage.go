@@ -1,6 +1,9 @@
 package pipeline
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Stage is one step of the pipeline over a batch of typed events.
 //
@@ -14,6 +17,19 @@ import "context"
 type Stage interface {
 	Name() string
 	Process(ctx context.Context, b *Batch) error
+}
+
+// Warmer is a Stage whose decisions depend on records before the ones it
+// is given (dedupe). Before a worker processes the first record of an
+// assignment, the runner reads the partition's records from Lookback (in
+// Kafka time) before the start offset, at most Limit of them, runs them
+// through the stages that come before the Warmer, and hands them to Warm.
+// So a re-run range makes the same decisions its first run made.
+type Warmer interface {
+	Stage
+	Lookback() time.Duration
+	Limit() int
+	Warm(b *Batch)
 }
 
 // StageFactory builds the stage chain for one assigned partition. It is

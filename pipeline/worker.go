@@ -22,6 +22,7 @@ var errStopped = errors.New("partition worker stopped")
 type workerStart struct {
 	ck     *checkpoint
 	replay *OffsetRange
+	start  int64 // first offset to process; -1 unknown
 }
 
 // worker owns one assigned partition: it runs the stages over the records
@@ -92,6 +93,13 @@ func (w *worker) run() {
 	defer close(w.done)
 	defer w.cancel()
 	defer func() { w.r.buffered.Add(-w.buffered) }()
+	defer func() {
+		for _, s := range w.stages {
+			if c, ok := s.(interface{ Close() }); ok {
+				c.Close()
+			}
+		}
+	}()
 
 	// Fetching starts only after the runner read the partition state, so
 	// init comes before any record; a drain may come first.
@@ -114,6 +122,12 @@ func (w *worker) run() {
 	w.ck, w.replay = start.ck, start.replay
 	if w.replay != nil {
 		w.r.stats.Replays.Add(1)
+	}
+	if err := w.warm(start); err != nil {
+		if w.ctx.Err() == nil {
+			w.r.fail(fmt.Errorf("partition %s/%d: %w", w.topic, w.partition, err))
+		}
+		return
 	}
 
 	ticker := time.NewTicker(w.tickEvery())

@@ -127,7 +127,7 @@ func produceKafkaGo(t *testing.T, addr, topic string, n int, seed uint64, pace t
 	w := &kafkago.Writer{
 		Addr:         kafkago.TCP(addr),
 		Topic:        topic,
-		Balancer:     &kafkago.RoundRobin{},
+		Balancer:     &kafkago.Hash{}, // keyed by event id, like a tracker: a re-send lands on the same partition
 		BatchSize:    200,
 		BatchTimeout: 5 * time.Millisecond,
 		RequiredAcks: kafkago.RequireAll,
@@ -142,12 +142,15 @@ func produceKafkaGo(t *testing.T, addr, topic string, n int, seed uint64, pace t
 		msgs := make([]kafkago.Message, 0, chunk)
 		for i := sent; i < min(sent+chunk, n); i++ {
 			v, kind := g.Append(nil)
+			key := v
 			if kind == synth.Bad {
 				gen.bad[string(v)]++
 			} else {
-				gen.valid[eventID(t, v)]++
+				id := eventID(t, v)
+				gen.valid[id]++
+				key = []byte(id)
 			}
-			msgs = append(msgs, kafkago.Message{Value: v})
+			msgs = append(msgs, kafkago.Message{Key: key, Value: v})
 			gen.records = append(gen.records, v)
 		}
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
@@ -210,6 +213,45 @@ func checkExactlyOnce(t *testing.T, out testkit.Output, gen generated, ends map[
 			t.Errorf("file name %s does not follow the layout", f)
 		}
 	}
+}
+
+// checkDeduped asserts the dedupe contract: every distinct valid event id
+// in exactly one row, every bad record rejected as often as produced, no
+// source record in two rows.
+func checkDeduped(t *testing.T, out testkit.Output, gen generated, ends map[int32]int64) {
+	t.Helper()
+	ids := map[string]int{}
+	for _, r := range out.Events {
+		ids[r["event_id"].(string)]++
+	}
+	dups := 0
+	for id, n := range gen.valid {
+		if ids[id] != 1 {
+			t.Errorf("event %s: %d rows, want 1 (produced %d times)", id, ids[id], n)
+		}
+		dups += n - 1
+	}
+	if len(ids) != len(gen.valid) {
+		t.Errorf("%d distinct event ids in the output, %d produced", len(ids), len(gen.valid))
+	}
+	raws := map[string]int{}
+	for _, r := range out.Rejected {
+		raws[string(r["raw"].([]byte))]++
+	}
+	for raw, n := range gen.bad {
+		if raws[raw] != n {
+			t.Errorf("bad record %q: %d rejected rows, produced %d", raw, raws[raw], n)
+		}
+	}
+	for l, n := range out.CountByLineage() {
+		if n != 1 {
+			t.Errorf("partition %d offset %d in %d rows", l.Partition, l.Offset, n)
+		}
+	}
+	if dups == 0 {
+		t.Error("the input had no duplicates: the test proves nothing")
+	}
+	t.Logf("%d records, %d duplicates dropped, %d rows", gen.total, dups, out.Total())
 }
 
 // TestEndToEnd: records produced by kafka-go into kfake, sluice run as a

@@ -17,6 +17,7 @@ import (
 	"github.com/sluicedata/sluice/sinks/objstore"
 	pqsink "github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/stages/decode"
+	"github.com/sluicedata/sluice/stages/dedupe"
 	"github.com/sluicedata/sluice/stages/geo"
 	"github.com/sluicedata/sluice/stages/pseudonymize"
 	"github.com/sluicedata/sluice/stages/useragent"
@@ -41,6 +42,7 @@ type stageSet struct {
 	geo         *geo.Database
 	geoInterval time.Duration
 	ua          *useragent.Cache
+	dedupe      *dedupe.Stats
 }
 
 // buildStages opens everything the configured stages need. A missing or
@@ -50,6 +52,7 @@ func buildStages(cfg config.Config, log *slog.Logger, lookupEnv func(string) (st
 	set := &stageSet{}
 	var geoOpts geo.Options
 	var pseudoOpts pseudonymize.Options
+	var dedupeOpts dedupe.Options
 	var errs []error
 	for i, st := range cfg.Stages {
 		key := fmt.Sprintf("stages[%d]", i)
@@ -84,6 +87,12 @@ func buildStages(cfg config.Config, log *slog.Logger, lookupEnv func(string) (st
 			if _, err := pseudonymize.New(pseudoOpts); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", key, err))
 			}
+		case "dedupe":
+			dedupeOpts = dedupe.Options{Key: st.DedupeKey(), Window: st.Window.D(), MaxEntries: st.MaxEntries}
+			if _, err := dedupe.New(dedupeOpts, nil); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			}
+			set.dedupe = &dedupe.Stats{}
 		default:
 			errs = append(errs, fmt.Errorf("%s.type: unknown stage type %q", key, st.Type))
 		}
@@ -110,6 +119,8 @@ func buildStages(cfg config.Config, log *slog.Logger, lookupEnv func(string) (st
 				s, err = useragent.New(set.ua)
 			case "pseudonymize":
 				s, err = pseudonymize.New(pseudoOpts)
+			case "dedupe":
+				s, err = dedupe.New(dedupeOpts, set.dedupe)
 			}
 			if err != nil {
 				return nil, err
@@ -295,6 +306,12 @@ func writeMetrics(w http.ResponseWriter, r *pipeline.Runner, stages *stageSet) {
 		counter("sluice_geo_reloads_total", "GeoIP database hot reloads.", st.Reloads.Load())
 		counter("sluice_geo_reload_errors_total", "Rejected GeoIP replacements (old database kept).", st.ReloadErrors.Load())
 		fmt.Fprintf(w, "# HELP sluice_geo_database_build_timestamp_seconds Build time of the GeoIP database in use.\n# TYPE sluice_geo_database_build_timestamp_seconds gauge\nsluice_geo_database_build_timestamp_seconds %d\n", st.BuildEpoch.Load())
+	}
+	if d := stages.dedupe; d != nil {
+		counter("sluice_dedupe_duplicates_total", "Events dropped as duplicates within the window.", d.Duplicates.Load())
+		counter("sluice_dedupe_evicted_early_total", "Window entries dropped early by max_entries.", d.EvictedEarly.Load())
+		counter("sluice_dedupe_warmed_total", "Window entries rebuilt from earlier records on assignment.", d.Warmed.Load())
+		fmt.Fprintf(w, "# HELP sluice_dedupe_window_entries Entries in all dedupe windows.\n# TYPE sluice_dedupe_window_entries gauge\nsluice_dedupe_window_entries %d\n", d.Entries.Load())
 	}
 	if c := stages.ua; c != nil {
 		counter("sluice_useragent_cache_hits_total", "User-agent cache hits.", c.Hits.Load())
