@@ -94,6 +94,7 @@ func cmdDemo(args []string) error {
 		{Type: "geo", Database: geoPath},
 		{Type: "useragent"},
 		{Type: "pseudonymize", KeyEnv: keyVar, KeyID: "demo-ephemeral"},
+		{Type: "dedupe", Key: "event_id", Window: config.Duration(10 * time.Minute)},
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -116,7 +117,7 @@ func cmdDemo(args []string) error {
 
 	fmt.Printf("sluice demo: in-process Kafka broker at %s, topic %q with %d partitions\n", cfg.Kafka.Brokers[0], topic, *partitions)
 	fmt.Printf("             %d generated events (%.1f%% duplicates, %.1f%% malformed) → %s\n", o.events, 100*o.dupRate, 100*o.badRate, dir)
-	fmt.Printf("             stages: decode → geo → useragent → pseudonymize\n")
+	fmt.Printf("             stages: decode → geo → useragent → pseudonymize → dedupe\n")
 	fmt.Printf("             geo uses a synthetic GeoIP database (test places, not real locations);\n")
 	fmt.Printf("             user ids are pseudonymized with an ephemeral random key (demo only: sluice run requires a key)\n\n")
 
@@ -125,8 +126,7 @@ func cmdDemo(args []string) error {
 	runDone := make(chan error, 1)
 	go func() { runDone <- runner.Run(runCtx) }()
 
-	producer, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...),
-		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(5*time.Millisecond))
+	producer, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		return err
 	}
@@ -193,7 +193,8 @@ loop:
 	if tty {
 		fmt.Println()
 	}
-	return demoSummary(os.Stdout, dir, runner.Stats().Snapshot().RecordsIn, &counts, elapsed)
+	snap := runner.Stats().Snapshot()
+	return demoSummary(os.Stdout, dir, snap.RecordsIn, snap.EventsDropped, &counts, elapsed)
 }
 
 // prepareDemoDir makes the output directory, clearing what an earlier demo
@@ -223,7 +224,7 @@ func prepareDemoDir(out string) (string, error) {
 }
 
 // demoSummary reads every output file back with Arrow and prints totals.
-func demoSummary(w io.Writer, dir string, records int64, c *genCounts, elapsed time.Duration) error {
+func demoSummary(w io.Writer, dir string, records, dropped int64, c *genCounts, elapsed time.Duration) error {
 	count := func(sub string) (rows int64, files int, first string, err error) {
 		err = filepath.WalkDir(filepath.Join(dir, sub), func(p string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".parquet") {
@@ -264,11 +265,11 @@ func demoSummary(w io.Writer, dir string, records int64, c *genCounts, elapsed t
 	rel := relative(dir)
 	fmt.Fprintf(w, "\nDone in %.1fs: %d records in, %.0f records/s end to end (including the final %s age flush).\n",
 		elapsed.Seconds(), records, float64(records)/elapsed.Seconds(), demoMaxAge)
-	fmt.Fprintf(w, "  events:   %8d rows in %d Parquet files (input duplicates included: %d; the dedupe stage removes them)\n", evRows, evFiles, c.dups.Load())
+	fmt.Fprintf(w, "  events:   %8d rows in %d Parquet files (%d input duplicates dropped by dedupe; generated: %d)\n", evRows, evFiles, dropped, c.dups.Load())
 	fmt.Fprintf(w, "  rejected: %8d rows in %d Parquet files (generated malformed: %d)\n", rjRows, rjFiles, c.bad.Load())
-	status := "every record accounted for"
-	if evRows+rjRows != c.acked.Load() {
-		status = fmt.Sprintf("MISMATCH: %d produced, %d rows", c.acked.Load(), evRows+rjRows)
+	status := "every record accounted for (rows + dropped duplicates = records produced)"
+	if evRows+rjRows+dropped != c.acked.Load() {
+		status = fmt.Sprintf("MISMATCH: %d produced, %d rows, %d dropped", c.acked.Load(), evRows+rjRows, dropped)
 	}
 	fmt.Fprintf(w, "  read back with Apache Arrow: %s\n\n", status)
 	fmt.Fprintf(w, "Look at it:\n")
@@ -278,7 +279,7 @@ func demoSummary(w io.Writer, dir string, records int64, c *genCounts, elapsed t
 	fmt.Fprintf(w, "  duckdb -c \"SELECT event_name, count(*) FROM read_parquet('%s/events/*/*/*.parquet', hive_partitioning=true) GROUP BY 1 ORDER BY 2 DESC\"\n", rel)
 	fmt.Fprintf(w, "  duckdb -c \"SELECT geo_country, ua_device_class, count(DISTINCT user_pseudo_id) AS users FROM read_parquet('%s/events/*/*/*.parquet') GROUP BY ALL ORDER BY users DESC LIMIT 10\"\n", rel)
 	fmt.Fprintf(w, "  duckdb -c \"SELECT stage, error, count(*) FROM read_parquet('%s/rejected/*/*/*.parquet') GROUP BY ALL\"\n", rel)
-	if evRows+rjRows != c.acked.Load() {
+	if evRows+rjRows+dropped != c.acked.Load() {
 		return errors.New("output does not match input")
 	}
 	return nil

@@ -163,13 +163,11 @@ func produceKafkaGo(t *testing.T, addr, topic string, n int, seed uint64, pace t
 }
 
 func eventID(t *testing.T, v []byte) string {
-	const k = `"event_id":"`
-	i := bytes.Index(v, []byte(k))
-	if i < 0 {
+	id := synth.EventID(v)
+	if id == nil {
 		t.Fatalf("no event_id in %s", v)
 	}
-	rest := v[i+len(k):]
-	return string(rest[:bytes.IndexByte(rest, '"')])
+	return string(id)
 }
 
 // checkExactlyOnce asserts every produced record is in exactly one output

@@ -49,7 +49,7 @@ type genCounts struct {
 }
 
 // produce sends o.events synthetic records to topic with cl, paced at
-// o.rate, keyed by a hash of the record so partitions fill evenly. It
+// o.rate, keyed by event id (records without one spread round robin). It
 // returns when every record is acknowledged or ctx ends.
 func produce(ctx context.Context, cl *kgo.Client, topic string, o genOptions, c *genCounts) error {
 	g := synth.New(synth.Options{Seed: o.seed, DupRate: o.dupRate, BadRate: o.badRate, Start: time.Now().UTC().Add(-time.Hour)})
@@ -76,7 +76,8 @@ func produce(ctx context.Context, cl *kgo.Client, topic string, o genOptions, c 
 			c.bad.Add(1)
 		}
 		c.produced.Add(1)
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: val}, func(_ *kgo.Record, err error) {
+		key := synth.EventID(val) // a re-send lands on the original's partition
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: key, Value: val}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				c.failed.Add(1)
 				firstErr.CompareAndSwap(nil, err)
@@ -118,7 +119,7 @@ func cmdGen(args []string) error {
 		return &exitError{2, err}
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...),
-		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerBatchCompression(kgo.Lz4Compression()))
+		kgo.ProducerBatchCompression(kgo.Lz4Compression()))
 	if err != nil {
 		return err
 	}

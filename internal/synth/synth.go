@@ -5,6 +5,7 @@
 package synth
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -255,4 +256,21 @@ func (g *Generator) appendBad(dst []byte) []byte {
 		dst = strconv.AppendInt(dst, int64(g.rng.IntN(1000)), 10)
 		return append(dst, `,"event":"click","ts":"2026-01-01T00:00:00Z"}`...)
 	}
+}
+
+// EventID returns the event_id of a record this package generated, or nil
+// (for bad records without one). Producers key records by it, as trackers
+// do, so a re-send lands on the partition of the original.
+func EventID(v []byte) []byte {
+	const k = `"event_id":"`
+	i := bytes.Index(v, []byte(k))
+	if i < 0 {
+		return nil
+	}
+	rest := v[i+len(k):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return nil
+	}
+	return rest[:j]
 }
