@@ -160,6 +160,9 @@ type Observability struct {
 	LogLevel string `yaml:"log_level"`
 	// LogFormat: text (default) or json.
 	LogFormat string `yaml:"log_format"`
+	// Pprof serves Go's /debug/pprof/ profiles on the same listener.
+	// Default false.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Default returns the configuration with every default filled in.

@@ -66,7 +66,7 @@ func newWorker(r *Runner, topic string, partition int32, stages []Stage, ps Part
 		stages:    stages,
 		sink:      ps,
 		init:      make(chan workerStart, 1),
-		in:        make(chan []*kgo.Record, 4),
+		in:        make(chan []*kgo.Record, 1),
 		ctx:       ctx,
 		cancel:    cancel,
 		done:      make(chan struct{}),

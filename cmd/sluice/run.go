@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"flag"
+	"log/slog"
 	"os"
+	"runtime/debug"
 	"os/signal"
 	"syscall"
 )
@@ -19,6 +21,7 @@ func cmdRun(args []string) error {
 		return err
 	}
 	log := newLogger(cfg.Observability)
+	setMemoryLimit(int64(cfg.Sink.MemoryLimit), log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -43,7 +46,7 @@ func cmdRun(args []string) error {
 	if err != nil {
 		return &exitError{2, err}
 	}
-	if err := serveObservability(ctx, cfg.Observability.Listen, r, stages, log); err != nil {
+	if err := serveObservability(ctx, cfg.Observability.Listen, cfg.Observability.Pprof, r, stages, log); err != nil {
 		return &exitError{2, err}
 	}
 	log.Info("sluice starting", "version", version, "sink", store.String())
@@ -53,4 +56,17 @@ func cmdRun(args []string) error {
 	s := r.Stats().Snapshot()
 	log.Info("sluice stopped", "records", s.RecordsIn, "flushed", s.RecordsFlushed, "files", s.FilesWritten, "rejected", s.EventsRejected)
 	return nil
+}
+
+// setMemoryLimit gives the Go runtime a soft limit above sink.memory_limit
+// (the buffers) for the rest of the process (caches, Kafka client, GC
+// headroom), unless GOMEMLIMIT is set: the GC then works harder near it
+// instead of letting garbage double the footprint.
+func setMemoryLimit(buffers int64, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := buffers + buffers/2 + 192<<20
+	debug.SetMemoryLimit(limit)
+	log.Debug("go memory limit", "bytes", limit)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -239,7 +240,7 @@ func startEmbeddedBroker(topics []string, partitions int32) (*kfake.Cluster, err
 
 // serveObservability serves /livez, /readyz and /metrics on addr until ctx
 // ends. An address that cannot be bound is a startup error.
-func serveObservability(ctx context.Context, addr string, r *pipeline.Runner, stages *stageSet, log *slog.Logger) error {
+func serveObservability(ctx context.Context, addr string, pprofOn bool, r *pipeline.Runner, stages *stageSet, log *slog.Logger) error {
 	if addr == "" {
 		return nil
 	}
@@ -262,6 +263,12 @@ func serveObservability(ctx context.Context, addr string, r *pipeline.Runner, st
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		writeMetrics(w, r, stages)
 	})
+	if pprofOn {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

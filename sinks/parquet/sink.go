@@ -45,6 +45,16 @@ type Options struct {
 	Version string
 }
 
+// pageBufferSize bounds each column's page buffer. parquet-go's default
+// (256 KiB) costs about 1.6 MiB per open file with this schema; 32 KiB
+// about 370 KiB, which is what makes many partitions × hours affordable.
+const pageBufferSize = 32 << 10
+
+// openFileOverhead is the measured memory of one open writer beyond its
+// buffered data (page buffers, column buffers, dictionaries); Pending
+// counts it so that memory_limit bounds files × partitions too.
+const openFileOverhead = 384 << 10
+
 // Validate reports every problem of o at once.
 func (o Options) Validate() error {
 	var errs []error
@@ -102,6 +112,8 @@ func New(store Store, opts Options) (*Sink, error) {
 		wopts: []pq.WriterOption{
 			pq.Compression(c),
 			pq.CreatedBy("sluice", opts.Version, "release"),
+			pq.PageBufferSize(pageBufferSize),
+			pq.WriteBufferSize(8 << 10),
 		},
 	}, nil
 }
@@ -129,8 +141,7 @@ type file struct {
 	rw   *pq.GenericWriter[RejectedRow]
 	rows int64
 
-	evBatch  []EventRow
-	rejBatch []RejectedRow
+	batch []int32 // indexes into the batch being written
 }
 
 func (f *file) size() int64 {
@@ -156,6 +167,11 @@ type Partition struct {
 	files   map[fileKey]*file
 	touched []*file
 	closed  []closedFile // non-nil between a failed upload and its retry
+
+	// Row scratch shared by every file of the partition: open files keep
+	// no row buffers of their own.
+	evRows  []EventRow
+	rejRows []RejectedRow
 
 	pendingRows int64
 }
@@ -194,42 +210,50 @@ func (p *Partition) Write(b *pipeline.Batch) error {
 		switch e.State {
 		case pipeline.Keep:
 			f = p.file(fileKey{hour: hourOf(e.KafkaTime)})
-			f.evBatch = append(f.evBatch, EventRow{})
-			eventRow(&f.evBatch[len(f.evBatch)-1], e)
 		case pipeline.Rejected:
 			if p.sink.opts.DisableRejected {
 				continue
 			}
 			f = p.file(fileKey{rejected: true, hour: hourOf(e.KafkaTime)})
-			f.rejBatch = append(f.rejBatch, RejectedRow{})
-			rejectedRow(&f.rejBatch[len(f.rejBatch)-1], e)
 		default:
 			continue
 		}
-		if len(f.evBatch)+len(f.rejBatch) == 1 {
+		if len(f.batch) == 0 {
 			p.touched = append(p.touched, f)
 		}
+		f.batch = append(f.batch, int32(i))
 	}
 	for _, f := range p.touched {
-		if err := p.writeRows(f); err != nil {
+		if err := p.writeRows(f, b); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (p *Partition) writeRows(f *file) error {
+func (p *Partition) writeRows(f *file, b *pipeline.Batch) error {
 	var n int
 	var err error
 	if f.ew != nil {
-		n, err = f.ew.Write(f.evBatch)
-		clear(f.evBatch)
-		f.evBatch = f.evBatch[:0]
+		rows := p.evRows[:0]
+		for _, i := range f.batch {
+			rows = append(rows, EventRow{})
+			eventRow(&rows[len(rows)-1], &b.Events[i])
+		}
+		n, err = f.ew.Write(rows)
+		clear(rows)
+		p.evRows = rows[:0]
 	} else {
-		n, err = f.rw.Write(f.rejBatch)
-		clear(f.rejBatch)
-		f.rejBatch = f.rejBatch[:0]
+		rows := p.rejRows[:0]
+		for _, i := range f.batch {
+			rows = append(rows, RejectedRow{})
+			rejectedRow(&rows[len(rows)-1], &b.Events[i])
+		}
+		n, err = f.rw.Write(rows)
+		clear(rows)
+		p.rejRows = rows[:0]
 	}
+	f.batch = f.batch[:0]
 	f.rows += int64(n)
 	p.pendingRows += int64(n)
 	if err != nil {
@@ -248,10 +272,11 @@ func (p *Partition) writeRows(f *file) error {
 	return nil
 }
 
-// Pending implements pipeline.PartitionSink.
+// Pending implements pipeline.PartitionSink. Bytes include each open
+// file's fixed writer overhead.
 func (p *Partition) Pending() (rows, bytes int64) {
 	for _, f := range p.files {
-		bytes += f.size()
+		bytes += f.size() + openFileOverhead
 	}
 	for _, c := range p.closed {
 		bytes += int64(len(c.data))
