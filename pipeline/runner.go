@@ -217,8 +217,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		// Fetched-but-unprocessed records count against memory too: one
 		// fetch in flight, at most 16 MiB, 1 MiB per partition.
 		kgo.MaxConcurrentFetches(1),
-		kgo.FetchMaxBytes(16<<20),
-		kgo.FetchMaxPartitionBytes(1<<20),
+		kgo.FetchMaxBytes(16 << 20),
+		kgo.FetchMaxPartitionBytes(1 << 20),
 		kgo.OnPartitionsAssigned(r.assigned),
 		kgo.OnPartitionsRevoked(r.revoked),
 		kgo.OnPartitionsLost(r.lost),
