@@ -108,7 +108,7 @@ observability: {listen: "%s", log_level: warn, pprof: true}
 		deadline := time.Now().Add(5 * time.Minute)
 		heapDone := false
 		for metric(listen, "sluice_records_in_total") < int64(n) {
-			if p := os.Getenv("SLUICE_BENCH_HEAP"); p != "" && !heapDone && metric(listen, "sluice_records_in_total") > int64(n)/2 {
+			if p := os.Getenv("SLUICE_BENCH_HEAP"); p != "" && !heapDone && metric(listen, "sluice_records_in_total") > int64(n)/4 {
 				if resp, err := http.Get("http://" + listen + "/debug/pprof/heap"); err == nil {
 					f, _ := os.Create(p)
 					io.Copy(f, resp.Body)

@@ -134,6 +134,11 @@ type Runner struct {
 	joined  atomic.Bool  // the group assigned partitions at least once
 	failing atomic.Int64 // partitions whose last flush attempt failed
 
+	// flushSlots bounds flushes running at once: closing a partition's
+	// files needs a writer's buffers per file, and a drain flushes every
+	// partition together.
+	flushSlots chan struct{}
+
 	// buffered is the sum of the bytes the partitions report pending.
 	buffered atomic.Int64
 
@@ -155,11 +160,12 @@ func NewRunner(opts Options, stages StageFactory, sink Sink, log *slog.Logger) (
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Runner{
-		opts:    opts,
-		stages:  stages,
-		sink:    sink,
-		log:     log,
-		workers: make(map[topicPartition]*worker),
+		flushSlots: make(chan struct{}, 4),
+		opts:       opts,
+		stages:     stages,
+		sink:       sink,
+		log:        log,
+		workers:    make(map[topicPartition]*worker),
 	}, nil
 }
 

@@ -346,6 +346,12 @@ func (w *worker) flush() bool {
 	var res FlushResult
 	start := time.Now()
 	ok := w.retry("flush", &w.r.stats.FlushErrors, func() (bool, error) {
+		select {
+		case w.r.flushSlots <- struct{}{}:
+		case <-w.ctx.Done():
+			return true, w.ctx.Err()
+		}
+		defer func() { <-w.r.flushSlots }()
 		var err error
 		res, err = w.sink.Flush(w.ctx, w.first, w.last)
 		return false, err

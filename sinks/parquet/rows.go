@@ -1,6 +1,10 @@
 package parquet
 
-import "github.com/sluicedata/sluice/pipeline"
+import (
+	"unsafe"
+
+	"github.com/sluicedata/sluice/pipeline"
+)
 
 // EventRow is one row of the events output. Column names, order and types
 // are the contract of DESIGN.md ("Output"): snake_case, timestamps as INT64
@@ -91,6 +95,46 @@ func eventRow(r *EventRow, e *pipeline.Event) {
 	if e.UA.Known {
 		r.UAIsBot = &e.UA.IsBot
 	}
+}
+
+// staged is an event row kept before its file has a writer: values only,
+// no pointers into the (reused) batch.
+type staged struct {
+	row      EventRow // GeoLatitude, GeoLongitude, UAIsBot nil
+	lat, lon float64
+	hasLoc   bool
+	isBot    bool
+	hasUA    bool
+}
+
+func stageEvent(st *staged, e *pipeline.Event) {
+	eventRow(&st.row, e)
+	st.row.GeoLatitude, st.row.GeoLongitude, st.row.UAIsBot = nil, nil, nil
+	st.lat, st.lon, st.hasLoc = e.Geo.Latitude, e.Geo.Longitude, e.Geo.HasLocation
+	st.isBot, st.hasUA = e.UA.IsBot, e.UA.Known
+}
+
+// rowOf returns the row of st, its pointers into st.
+func (st *staged) rowOf() EventRow {
+	r := st.row
+	if st.hasLoc {
+		r.GeoLatitude, r.GeoLongitude = &st.lat, &st.lon
+	}
+	if st.hasUA {
+		r.UAIsBot = &st.isBot
+	}
+	return r
+}
+
+// stagedSize estimates the memory a staged row holds: the struct and the
+// text it keeps alive.
+func stagedSize(r *EventRow) int64 {
+	n := int64(unsafe.Sizeof(staged{}))
+	for _, s := range [...]string{r.EventID, r.EventName, r.AppID, r.Platform, r.SessionID, r.PageURL, r.PageReferrer,
+		r.UserPseudoID, r.IPAnonymized, r.Properties, r.Extra} {
+		n += int64(len(s))
+	}
+	return n
 }
 
 func rejectedRow(r *RejectedRow, e *pipeline.Event) {

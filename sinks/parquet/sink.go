@@ -11,7 +11,9 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+	"unsafe"
 
 	pq "github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -86,6 +88,10 @@ func codec(name string) (compress.Codec, error) {
 // Sink writes Parquet files into a Store. It is safe for concurrent use by
 // the partition workers; each PartitionSink is owned by one worker.
 type Sink struct {
+	// Closed writers are reused (Reset) across files and partitions: a
+	// writer's buffers are its cost, not its rows.
+	evWriters, rejWriters sync.Pool
+
 	store   Store
 	opts    Options
 	wopts   []pq.WriterOption
@@ -134,6 +140,11 @@ type fileKey struct {
 	hour     int64 // Unix hour of the Kafka timestamp
 }
 
+// file is one output file being built. Until it holds stageRows rows it
+// has no Parquet writer (whose buffers cost openFileOverhead) and keeps its
+// rows staged as values; then a writer takes the staged rows and streams
+// the rest. Many partitions × hours of sparse files thus cost their rows,
+// not a writer each.
 type file struct {
 	key  fileKey
 	buf  *bytes.Buffer
@@ -141,14 +152,38 @@ type file struct {
 	rw   *pq.GenericWriter[RejectedRow]
 	rows int64
 
+	staged      []staged
+	stagedRej   []RejectedRow
+	stagedBytes int64
+
 	batch []int32 // indexes into the batch being written
 }
 
+// stageRows is where a file gets its writer: about where staged rows cost
+// as much memory as a writer's buffers.
+const stageRows = 400
+
+func (f *file) hasWriter() bool { return f.ew != nil || f.rw != nil }
+
 func (f *file) size() int64 {
-	if f.ew != nil {
-		return f.ew.Size()
+	switch {
+	case f.ew != nil:
+		return f.ew.Size() + openFileOverhead
+	case f.rw != nil:
+		return f.rw.Size() + openFileOverhead
 	}
-	return f.rw.Size()
+	return f.stagedBytes
+}
+
+// encodedSize is what the writer has encoded so far (not its buffers).
+func (f *file) encodedSize() int64 {
+	switch {
+	case f.ew != nil:
+		return f.ew.Size()
+	case f.rw != nil:
+		return f.rw.Size()
+	}
+	return 0
 }
 
 // closedFile is a finished file waiting for (another) upload attempt.
@@ -188,14 +223,43 @@ func (p *Partition) file(k fileKey) *file {
 	if f, ok := p.files[k]; ok {
 		return f
 	}
-	f := &file{key: k, buf: new(bytes.Buffer)}
-	if k.rejected {
-		f.rw = pq.NewGenericWriter[RejectedRow](f.buf, p.sink.wopts...)
-	} else {
-		f.ew = pq.NewGenericWriter[EventRow](f.buf, p.sink.wopts...)
-	}
+	f := &file{key: k}
 	p.files[k] = f
 	return f
+}
+
+// openWriter gives f its writer and writes the staged rows to it.
+func (p *Partition) openWriter(f *file) error {
+	f.buf = new(bytes.Buffer)
+	var err error
+	if f.key.rejected {
+		if w, ok := p.sink.rejWriters.Get().(*pq.GenericWriter[RejectedRow]); ok {
+			w.Reset(f.buf)
+			f.rw = w
+		} else {
+			f.rw = pq.NewGenericWriter[RejectedRow](f.buf, p.sink.wopts...)
+		}
+		_, err = f.rw.Write(f.stagedRej)
+	} else {
+		if w, ok := p.sink.evWriters.Get().(*pq.GenericWriter[EventRow]); ok {
+			w.Reset(f.buf)
+			f.ew = w
+		} else {
+			f.ew = pq.NewGenericWriter[EventRow](f.buf, p.sink.wopts...)
+		}
+		rows := p.evRows[:0]
+		for i := range f.staged {
+			rows = append(rows, f.staged[i].rowOf())
+		}
+		_, err = f.ew.Write(rows)
+		clear(rows)
+		p.evRows = rows[:0]
+	}
+	f.staged, f.stagedRej, f.stagedBytes = nil, nil, 0
+	if err != nil {
+		return fmt.Errorf("parquet write %s: %w", p.name(f.key, 0, 0), err)
+	}
+	return nil
 }
 
 // Write implements pipeline.PartitionSink.
@@ -232,7 +296,31 @@ func (p *Partition) Write(b *pipeline.Batch) error {
 }
 
 func (p *Partition) writeRows(f *file, b *pipeline.Batch) error {
-	var n int
+	defer func() { f.batch = f.batch[:0] }()
+	n := int64(len(f.batch))
+	f.rows += n
+	p.pendingRows += n
+	if !f.hasWriter() {
+		for _, i := range f.batch {
+			e := &b.Events[i]
+			if f.key.rejected {
+				f.stagedRej = append(f.stagedRej, RejectedRow{})
+				r := &f.stagedRej[len(f.stagedRej)-1]
+				rejectedRow(r, e)
+				r.Raw = bytes.Clone(r.Raw) // do not pin the fetch buffer
+				f.stagedBytes += int64(unsafe.Sizeof(RejectedRow{})) + int64(len(r.Raw)+len(r.Error))
+			} else {
+				f.staged = append(f.staged, staged{})
+				st := &f.staged[len(f.staged)-1]
+				stageEvent(st, e)
+				f.stagedBytes += stagedSize(&st.row)
+			}
+		}
+		if f.rows < stageRows {
+			return nil
+		}
+		return p.openWriter(f)
+	}
 	var err error
 	if f.ew != nil {
 		rows := p.evRows[:0]
@@ -240,7 +328,7 @@ func (p *Partition) writeRows(f *file, b *pipeline.Batch) error {
 			rows = append(rows, EventRow{})
 			eventRow(&rows[len(rows)-1], &b.Events[i])
 		}
-		n, err = f.ew.Write(rows)
+		_, err = f.ew.Write(rows)
 		clear(rows)
 		p.evRows = rows[:0]
 	} else {
@@ -249,17 +337,14 @@ func (p *Partition) writeRows(f *file, b *pipeline.Batch) error {
 			rows = append(rows, RejectedRow{})
 			rejectedRow(&rows[len(rows)-1], &b.Events[i])
 		}
-		n, err = f.rw.Write(rows)
+		_, err = f.rw.Write(rows)
 		clear(rows)
 		p.rejRows = rows[:0]
 	}
-	f.batch = f.batch[:0]
-	f.rows += int64(n)
-	p.pendingRows += int64(n)
 	if err != nil {
 		return fmt.Errorf("parquet write %s: %w", p.name(f.key, 0, 0), err)
 	}
-	if buffered := f.size() - int64(f.buf.Len()); buffered >= p.sink.rgBytes {
+	if buffered := f.encodedSize() - int64(f.buf.Len()); buffered >= p.sink.rgBytes {
 		if f.ew != nil {
 			err = f.ew.Flush()
 		} else {
@@ -273,10 +358,10 @@ func (p *Partition) writeRows(f *file, b *pipeline.Batch) error {
 }
 
 // Pending implements pipeline.PartitionSink. Bytes include each open
-// file's fixed writer overhead.
+// writer's fixed overhead and the staged rows.
 func (p *Partition) Pending() (rows, bytes int64) {
 	for _, f := range p.files {
-		bytes += f.size() + openFileOverhead
+		bytes += f.size()
 	}
 	for _, c := range p.closed {
 		bytes += int64(len(c.data))
@@ -337,11 +422,20 @@ func (p *Partition) closeFiles() ([]closedFile, error) {
 	closed := make([]closedFile, 0, len(keys))
 	for _, k := range keys {
 		f := p.files[k]
+		if !f.hasWriter() {
+			if err := p.openWriter(f); err != nil {
+				return nil, err
+			}
+		}
 		var err error
 		if f.ew != nil {
-			err = f.ew.Close()
+			if err = f.ew.Close(); err == nil {
+				p.sink.evWriters.Put(f.ew)
+			}
 		} else {
-			err = f.rw.Close()
+			if err = f.rw.Close(); err == nil {
+				p.sink.rejWriters.Put(f.rw)
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("parquet close: %w", err)
