@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BENCHTIME ?= 2s
 
-.PHONY: all build demo test test-short lint fuzz bench tools clean
+.PHONY: all build demo test test-short lint fuzz bench chaos tools clean
 
 # The S3-compatible server the tests start on 127.0.0.1 (versitygw, built
 # from the Go module proxy into .tools/; rebuilt only when missing).
@@ -38,6 +38,12 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+
+# Longer fault runs: 30 kills per crash test, every fault test three times.
+CHAOS_CYCLES ?= 30
+chaos: tools
+	SLUICE_VERSITYGW=$(TOOLS)/versitygw SLUICE_CHAOS_CYCLES=$(CHAOS_CYCLES) \
+		$(GO) test -count=3 -timeout 60m -run 'Crash|StoreFaults|RebalanceAndZombie|Restart' -v ./cmd/sluice
 
 # Coverage-guided fuzzing of the decoder (FUZZTIME to change the budget).
 FUZZTIME ?= 60s

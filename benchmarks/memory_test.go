@@ -123,13 +123,28 @@ observability: {listen: "%s", log_level: warn, pprof: true}
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+		// The peak is read from /proc while the process runs: a child's
+		// rusage max RSS can carry the parent's from before exec.
 		hwmBefore := vmHWM(cmd.Process.Pid)
 		cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			b.Fatalf("sluice: %v", err)
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		hwm := hwmBefore
+	drain:
+		for {
+			select {
+			case err := <-exited:
+				if err != nil {
+					b.Fatalf("sluice: %v", err)
+				}
+				break drain
+			case <-time.After(10 * time.Millisecond):
+				if v := vmHWM(cmd.Process.Pid); v > hwm {
+					hwm = v
+				}
+			}
 		}
-		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		peak = max(peak, ru.Maxrss<<10)
+		peak = max(peak, hwm)
 		beforeDrain = max(beforeDrain, hwmBefore)
 		entries, _ := filepath.Glob(filepath.Join(out, "events", "*", "*", "*.parquet"))
 		files = int64(len(entries))
