@@ -21,7 +21,13 @@ import (
 // duplicated, whatever the kill interrupted (a flush, an upload, a state
 // write, a commit).
 func TestCrashExactlyOnce(t *testing.T) {
-	crashTest(t, decodeOnly, checkExactlyOnce)
+	crashTest(t, decodeOnly, checkExactlyOnce, false)
+}
+
+// TestCrashExactlyOnceS3: the same crashes with the output and the state
+// on a real S3 server (conditional writes, multipart).
+func TestCrashExactlyOnceS3(t *testing.T) {
+	crashTest(t, decodeOnly, checkExactlyOnce, true)
 }
 
 // TestCrashDedupe: the same crashes with the dedupe stage: every event id
@@ -30,12 +36,18 @@ func TestCrashExactlyOnce(t *testing.T) {
 // records before the restart offset), and re-run ranges drop exactly what
 // their first run dropped.
 func TestCrashDedupe(t *testing.T) {
-	crashTest(t, decodeOnly+"\n  - {type: dedupe, key: event_id, window: 10m}", checkDeduped)
+	crashTest(t, decodeOnly+"\n  - {type: dedupe, key: event_id, window: 10m}", checkDeduped, false)
 }
 
-func crashTest(t *testing.T, stages string, check func(*testing.T, testkit.Output, generated, map[int32]int64)) {
+func crashTest(t *testing.T, stages string, check func(*testing.T, testkit.Output, generated, map[int32]int64), onS3 bool) {
 	if testing.Short() {
 		t.Skip("end to end")
+	}
+	var srv *testkit.S3
+	var env []string
+	if onS3 {
+		srv = testkit.StartS3(t)
+		env = srv.Env()
 	}
 	const topic = "events"
 	// A killed member's partitions move once its session expires: keep
@@ -44,6 +56,10 @@ func crashTest(t *testing.T, stages string, check func(*testing.T, testkit.Outpu
 	brokers := kc.ListenAddrs()
 	out := t.TempDir()
 	cfg := writeConfig(t, brokers, topic, "crash", out, stages)
+	if onS3 {
+		cfg = s3Config(t, cfg, srv, srv.Endpoint, "crash")
+		out = srv.Dir("crash")
+	}
 	// Small rolls: many flushes, so kills land inside them.
 	cfg = withRoll(t, cfg, "{max_age: 300ms, max_rows: 700}")
 	cfg = rewriteConfig(t, cfg, "session_timeout: 6s", "session_timeout: 1s")
@@ -64,11 +80,9 @@ func crashTest(t *testing.T, stages string, check func(*testing.T, testkit.Outpu
 	}
 	for i := range cycles {
 		before := testkit.ReadOutput(t, out).Total()
-		var env []string
 		if i%2 == 1 {
 			fp := fmt.Sprintf("%s=%d", points[(i/2)%len(points)], 1+rng.IntN(5))
-			env = []string{"SLUICE_FAILPOINTS=" + fp}
-			p := startSluiceEnv(t, env, "run", "--config", cfg)
+			p := startSluiceEnv(t, append(env, "SLUICE_FAILPOINTS="+fp), "run", "--config", cfg)
 			select {
 			case <-p.done:
 			case <-time.After(60 * time.Second):
@@ -81,7 +95,7 @@ func crashTest(t *testing.T, stages string, check func(*testing.T, testkit.Outpu
 			t.Logf("cycle %d: failpoint %s: %d rows so far", i, fp, testkit.ReadOutput(t, out).Total())
 			continue
 		}
-		p := startSluice(t, "run", "--config", cfg)
+		p := startSluiceEnv(t, env, "run", "--config", cfg)
 		// Kill while it works: once it has written something new, at a
 		// seeded random moment within the next flushes.
 		testkit.WaitFor(t, 30*time.Second, "progress before a kill", func() bool {
@@ -104,7 +118,7 @@ func crashTest(t *testing.T, stages string, check func(*testing.T, testkit.Outpu
 	case <-time.After(90 * time.Second):
 		t.Fatal("producer did not finish")
 	}
-	p := startSluice(t, "run", "--config", cfg)
+	p := startSluiceEnv(t, env, "run", "--config", cfg)
 	want := gen.total
 	if stages != decodeOnly {
 		want = len(gen.valid) + len(gen.bad) // duplicates dropped
