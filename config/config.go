@@ -52,6 +52,39 @@ type Kafka struct {
 	ClientID string `yaml:"client_id"`
 	// MaxPollRecords bounds the records taken per poll. Default 10000.
 	MaxPollRecords int `yaml:"max_poll_records"`
+	// TLS to the brokers. Default off.
+	TLS TLS `yaml:"tls"`
+	// SASL authentication. Default off.
+	SASL SASL `yaml:"sasl"`
+}
+
+// TLS configures TLS to the brokers.
+type TLS struct {
+	// Enabled turns TLS on (system roots unless CAFile). Default false.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of CAs to trust instead of the system's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate (mutual TLS).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the broker certificate.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify disables certificate checks. Default false;
+	// never in production.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// SASL configures SASL authentication. The password comes only from an
+// environment variable or a file, never from this file.
+type SASL struct {
+	// Mechanism: "" (off), plain, scram-sha-256, scram-sha-512.
+	Mechanism string `yaml:"mechanism"`
+	// Username (not a secret).
+	Username string `yaml:"username"`
+	// PasswordEnv or PasswordFile holds the password (file: less one
+	// trailing newline).
+	PasswordEnv  string `yaml:"password_env"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 // Stage is one entry of the stage list, in the order the stages run. Each
@@ -279,6 +312,27 @@ func (c *Config) Validate() error {
 	}
 	if k.MaxPollRecords < 1 {
 		bad("kafka.max_poll_records", "must be at least 1, got %d", k.MaxPollRecords)
+	}
+	if t := k.TLS; !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.InsecureSkipVerify) {
+		bad("kafka.tls.enabled", "TLS options are set but TLS is not enabled")
+	}
+	if t := k.TLS; (t.CertFile == "") != (t.KeyFile == "") {
+		bad("kafka.tls.cert_file", "cert_file and key_file go together")
+	}
+	switch sa := k.SASL; sa.Mechanism {
+	case "":
+		if sa.Username != "" || sa.PasswordEnv != "" || sa.PasswordFile != "" {
+			bad("kafka.sasl.mechanism", "SASL options are set but no mechanism (plain, scram-sha-256, scram-sha-512)")
+		}
+	case "plain", "scram-sha-256", "scram-sha-512":
+		if sa.Username == "" {
+			bad("kafka.sasl.username", "required with SASL")
+		}
+		if (sa.PasswordEnv == "") == (sa.PasswordFile == "") {
+			bad("kafka.sasl.password_env", "set exactly one of password_env and password_file (the password is never in this file)")
+		}
+	default:
+		bad("kafka.sasl.mechanism", "%q is not plain, scram-sha-256 or scram-sha-512", sa.Mechanism)
 	}
 
 	errs = append(errs, validateStages(c.Stages)...)

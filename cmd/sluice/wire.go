@@ -159,6 +159,10 @@ func (s *stageSet) close() {
 
 // newRunner wires the configured source, stages and sink.
 func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory, log *slog.Logger) (*pipeline.Runner, objstore.Store, error) {
+	kopts, err := kafkaSecurity(cfg.Kafka, os.LookupEnv)
+	if err != nil {
+		return nil, nil, err
+	}
 	store, err := objstore.Open(context.Background(), cfg.Sink.URL, objstore.S3Options{
 		Endpoint:  cfg.Sink.S3.Endpoint,
 		Region:    cfg.Sink.S3.Region,
@@ -201,6 +205,7 @@ func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory
 		RollMaxAge:      cfg.Sink.Roll.MaxAge.D(),
 		MemoryLimit:     int64(cfg.Sink.MemoryLimit),
 		ShutdownTimeout: cfg.ShutdownTimeout.D(),
+		KafkaOpts:       kopts,
 	}, stages, sink, log)
 	if err != nil {
 		return nil, nil, err
