@@ -9,6 +9,8 @@ BENCHTIME ?= 2s
 # The S3-compatible server the tests start on 127.0.0.1 (versitygw, built
 # from the Go module proxy into .tools/; rebuilt only when missing).
 VERSITYGW_VERSION ?= v1.8.0
+# helm renders and lints the chart in the tests.
+HELM_VERSION ?= v3.22.0
 TOOLS := $(CURDIR)/.tools
 
 all: lint test
@@ -24,9 +26,12 @@ demo:
 # Every test, with the race detector: unit tables, fixtures, fuzz seeds,
 # end-to-end runs against the in-process broker with sluice as a subprocess.
 test: tools
-	SLUICE_VERSITYGW=$(TOOLS)/versitygw $(GO) test -race -count=1 -timeout 30m ./...
+	SLUICE_VERSITYGW=$(TOOLS)/versitygw SLUICE_HELM=$(TOOLS)/helm $(GO) test -race -count=1 -timeout 30m ./...
 
-tools: $(TOOLS)/versitygw
+tools: $(TOOLS)/versitygw $(TOOLS)/helm
+
+$(TOOLS)/helm:
+	GOBIN=$(TOOLS) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 $(TOOLS)/versitygw:
 	GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
