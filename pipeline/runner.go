@@ -46,8 +46,15 @@ type Options struct {
 	RetryBackoff    time.Duration
 	RetryBackoffMax time.Duration
 
-	// KafkaOpts are extra client options (TLS, SASL, logging).
+	// KafkaOpts are extra client options (TLS, SASL) for every client the
+	// runner makes.
 	KafkaOpts []kgo.Opt
+	// GroupClientOpts are options for the consumer-group client only
+	// (metrics hooks, which register once).
+	GroupClientOpts []kgo.Opt
+
+	// Observer, when set, receives per-stage and per-flush measurements.
+	Observer Observer
 
 	// State, when set, makes delivery exactly once: each flush records its
 	// range as pending before uploading and as done after, with
@@ -131,6 +138,9 @@ type Runner struct {
 	log    *slog.Logger
 	stats  Stats
 
+	lagMu sync.Mutex
+	lag   map[topicPartition]int64 // records behind the high watermark, per partition
+
 	joined  atomic.Bool  // the group assigned partitions at least once
 	failing atomic.Int64 // partitions whose last flush attempt failed
 
@@ -166,6 +176,7 @@ func NewRunner(opts Options, stages StageFactory, sink Sink, log *slog.Logger) (
 		sink:       sink,
 		log:        log,
 		workers:    make(map[topicPartition]*worker),
+		lag:        make(map[topicPartition]int64),
 	}, nil
 }
 
@@ -174,6 +185,48 @@ func (r *Runner) Stats() *Stats { return &r.stats }
 
 // Buffered returns the bytes buffered by all partitions.
 func (r *Runner) Buffered() int64 { return r.buffered.Load() }
+
+// Lag returns, per assigned topic and partition, how many records the
+// last fetch left behind the high watermark.
+func (r *Runner) Lag() map[string]map[int32]int64 {
+	r.mu.Lock()
+	owned := make(map[topicPartition]bool, len(r.workers))
+	for tp := range r.workers {
+		owned[tp] = true
+	}
+	r.mu.Unlock()
+	r.lagMu.Lock()
+	defer r.lagMu.Unlock()
+	out := map[string]map[int32]int64{}
+	for tp, l := range r.lag {
+		if !owned[tp] {
+			delete(r.lag, tp)
+			continue
+		}
+		if out[tp.topic] == nil {
+			out[tp.topic] = map[int32]int64{}
+		}
+		out[tp.topic][tp.partition] = l
+	}
+	return out
+}
+
+// OldestPending is the age of the oldest record arrival not yet flushed
+// (the end-to-end watermark); 0 when nothing is pending.
+func (r *Runner) OldestPending() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var oldest int64
+	for _, w := range r.workers {
+		if t := w.pendingSinceNano.Load(); t > 0 && (oldest == 0 || t < oldest) {
+			oldest = t
+		}
+	}
+	if oldest == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, oldest))
+}
 
 // Ready reports nil when the runner has joined its group and no partition
 // is failing to flush, and the reason otherwise.
@@ -233,6 +286,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		kopts = append(kopts, kgo.AdjustFetchOffsetsFn(r.adjust))
 	}
 	kopts = append(kopts, r.opts.KafkaOpts...)
+	kopts = append(kopts, r.opts.GroupClientOpts...)
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
@@ -256,6 +310,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			if len(p.Records) == 0 {
 				return
 			}
+			r.lagMu.Lock()
+			r.lag[topicPartition{p.Topic, p.Partition}] = max(p.HighWatermark-p.Records[len(p.Records)-1].Offset-1, 0)
+			r.lagMu.Unlock()
 			w := r.worker(p.Topic, p.Partition)
 			if w == nil {
 				// Cannot happen with BlockRebalanceOnPoll: assignment

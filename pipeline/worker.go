@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -55,6 +56,8 @@ type worker struct {
 	records       int64 // records in the pending range
 	pendingSince  time.Time
 	buffered      int64 // this worker's share of Runner.buffered
+
+	pendingSinceNano atomic.Int64 // pendingSince for OldestPending; 0 when idle
 }
 
 func newWorker(r *Runner, topic string, partition int32, stages []Stage, ps PartitionSink) *worker {
@@ -229,9 +232,20 @@ func (w *worker) process(recs []*kgo.Record) error {
 			Raw:       rec.Value,
 		})
 	}
+	obs := w.r.opts.Observer
 	for _, s := range w.stages {
+		var r0, d0 int
+		var t0 time.Time
+		if obs != nil {
+			_, r0, d0 = b.Counts()
+			t0 = time.Now()
+		}
 		if err := s.Process(w.ctx, b); err != nil {
 			return fmt.Errorf("stage %s: %w", s.Name(), err)
+		}
+		if obs != nil {
+			kept, r1, d1 := b.Counts()
+			obs.StageDone(s.Name(), kept+(r1-r0)+(d1-d0), r1-r0, d1-d0, time.Since(t0))
 		}
 	}
 	if err := w.sink.Write(b); err != nil {
@@ -248,6 +262,7 @@ func (w *worker) process(recs []*kgo.Record) error {
 		w.pending = true
 		w.first = recs[0].Offset
 		w.pendingSince = time.Now()
+		w.pendingSinceNano.Store(w.pendingSince.UnixNano())
 	}
 	last := recs[len(recs)-1]
 	w.last = last.Offset
@@ -385,7 +400,16 @@ func (w *worker) flush() bool {
 		st.CommitErrors.Add(1)
 		w.r.log.Warn("offset commit failed", "topic", w.topic, "partition", w.partition, "err", err)
 	}
+	if obs := w.r.opts.Observer; obs != nil {
+		var rows, bytes int64
+		for _, f := range res.Files {
+			rows += f.Rows
+			bytes += f.Bytes
+		}
+		obs.FlushDone(w.topic, w.partition, len(res.Files), rows, bytes, time.Since(start))
+	}
 	w.pending = false
+	w.pendingSinceNano.Store(0)
 	w.records = 0
 	w.account()
 	return true

@@ -110,7 +110,7 @@ func cmdDemo(args []string) error {
 		return err
 	}
 	defer stages.close()
-	runner, _, err := newRunner(cfg, cfg.Kafka.Brokers, stages.factory, log)
+	runner, _, err := newRunner(cfg, cfg.Kafka.Brokers, stages.factory, nil, log)
 	if err != nil {
 		return err
 	}

@@ -42,11 +42,13 @@ func cmdRun(args []string) error {
 	}
 	defer stages.close()
 	stages.watch(ctx)
-	r, store, err := newRunner(cfg, brokers, stages.factory, log)
+	m := newMetrics()
+	r, store, err := newRunner(cfg, brokers, stages.factory, m, log)
 	if err != nil {
 		return &exitError{2, err}
 	}
-	if err := serveObservability(ctx, cfg.Observability.Listen, cfg.Observability.Pprof, r, stages, log); err != nil {
+	m.watch(r, stages, int64(cfg.Sink.MemoryLimit))
+	if err := serveObservability(ctx, cfg.Observability.Listen, cfg.Observability.Pprof, r, m, log); err != nil {
 		return &exitError{2, err}
 	}
 	log.Info("sluice starting", "version", version, "sink", store.String())

@@ -8,10 +8,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"os"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/sluicedata/sluice/config"
 	"github.com/sluicedata/sluice/pipeline"
@@ -158,10 +162,16 @@ func (s *stageSet) close() {
 }
 
 // newRunner wires the configured source, stages and sink.
-func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory, log *slog.Logger) (*pipeline.Runner, objstore.Store, error) {
+func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory, m *metrics, log *slog.Logger) (*pipeline.Runner, objstore.Store, error) {
 	kopts, err := kafkaSecurity(cfg.Kafka, os.LookupEnv)
 	if err != nil {
 		return nil, nil, err
+	}
+	var obs pipeline.Observer
+	var groupOpts []kgo.Opt
+	if m != nil {
+		groupOpts = append(groupOpts, kgo.WithHooks(kprom.NewMetrics("sluice_kafka", kprom.Registerer(m.reg))))
+		obs = m
 	}
 	store, err := objstore.Open(context.Background(), cfg.Sink.URL, objstore.S3Options{
 		Endpoint:  cfg.Sink.S3.Endpoint,
@@ -206,6 +216,8 @@ func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory
 		MemoryLimit:     int64(cfg.Sink.MemoryLimit),
 		ShutdownTimeout: cfg.ShutdownTimeout.D(),
 		KafkaOpts:       kopts,
+		GroupClientOpts: groupOpts,
+		Observer:        obs,
 	}, stages, sink, log)
 	if err != nil {
 		return nil, nil, err
@@ -245,7 +257,7 @@ func startEmbeddedBroker(topics []string, partitions int32) (*kfake.Cluster, err
 
 // serveObservability serves /livez, /readyz and /metrics on addr until ctx
 // ends. An address that cannot be bound is a startup error.
-func serveObservability(ctx context.Context, addr string, pprofOn bool, r *pipeline.Runner, stages *stageSet, log *slog.Logger) error {
+func serveObservability(ctx context.Context, addr string, pprofOn bool, r *pipeline.Runner, m *metrics, log *slog.Logger) error {
 	if addr == "" {
 		return nil
 	}
@@ -264,10 +276,7 @@ func serveObservability(ctx context.Context, addr string, pprofOn bool, r *pipel
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		writeMetrics(w, r, stages)
-	})
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	if pprofOn {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -288,51 +297,4 @@ func serveObservability(ctx context.Context, addr string, pprofOn bool, r *pipel
 	}()
 	log.Info("observability", "listen", ln.Addr().String())
 	return nil
-}
-
-func writeMetrics(w http.ResponseWriter, r *pipeline.Runner, stages *stageSet) {
-	s := r.Stats().Snapshot()
-	counter := func(name, help string, v int64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
-	}
-	counter("sluice_records_in_total", "Kafka records processed.", s.RecordsIn)
-	counter("sluice_events_kept_total", "Events buffered for the events output.", s.EventsKept)
-	counter("sluice_events_rejected_total", "Records rejected with a reason.", s.EventsRejected)
-	counter("sluice_events_dropped_total", "Events dropped by a stage.", s.EventsDropped)
-	counter("sluice_records_flushed_total", "Records whose flush completed.", s.RecordsFlushed)
-	counter("sluice_flushes_total", "Completed flushes.", s.Flushes)
-	counter("sluice_files_written_total", "Files written.", s.FilesWritten)
-	counter("sluice_rows_written_total", "Rows written.", s.RowsWritten)
-	counter("sluice_bytes_written_total", "Bytes written.", s.BytesWritten)
-	counter("sluice_flush_errors_total", "Failed flush attempts (retried).", s.FlushErrors)
-	counter("sluice_commit_errors_total", "Failed offset commits.", s.CommitErrors)
-	counter("sluice_fetch_errors_total", "Kafka fetch errors.", s.FetchErrors)
-	counter("sluice_state_errors_total", "Failed partition state reads and writes (retried).", s.StateErrors)
-	counter("sluice_state_conflicts_total", "Partitions given up because another member moved their state.", s.StateConflicts)
-	counter("sluice_replays_total", "Pending ranges re-run after a restart.", s.Replays)
-	if g := stages.geo; g != nil {
-		st := g.Stats()
-		counter("sluice_geo_lookups_total", "Events with a valid IP looked up.", st.Lookups.Load())
-		counter("sluice_geo_misses_total", "Valid IPs without a database record.", st.Misses.Load())
-		counter("sluice_geo_invalid_ip_total", "Events whose ip is not an address.", st.InvalidIPs.Load())
-		counter("sluice_geo_reloads_total", "GeoIP database hot reloads.", st.Reloads.Load())
-		counter("sluice_geo_reload_errors_total", "Rejected GeoIP replacements (old database kept).", st.ReloadErrors.Load())
-		fmt.Fprintf(w, "# HELP sluice_geo_database_build_timestamp_seconds Build time of the GeoIP database in use.\n# TYPE sluice_geo_database_build_timestamp_seconds gauge\nsluice_geo_database_build_timestamp_seconds %d\n", st.BuildEpoch.Load())
-	}
-	if d := stages.dedupe; d != nil {
-		counter("sluice_dedupe_duplicates_total", "Events dropped as duplicates within the window.", d.Duplicates.Load())
-		counter("sluice_dedupe_evicted_early_total", "Window entries dropped early by max_entries.", d.EvictedEarly.Load())
-		counter("sluice_dedupe_warmed_total", "Window entries rebuilt from earlier records on assignment.", d.Warmed.Load())
-		fmt.Fprintf(w, "# HELP sluice_dedupe_window_entries Entries in all dedupe windows.\n# TYPE sluice_dedupe_window_entries gauge\nsluice_dedupe_window_entries %d\n", d.Entries.Load())
-	}
-	if c := stages.ua; c != nil {
-		counter("sluice_useragent_cache_hits_total", "User-agent cache hits.", c.Hits.Load())
-		counter("sluice_useragent_cache_misses_total", "User-agent cache misses.", c.Misses.Load())
-	}
-	fmt.Fprintf(w, "# HELP sluice_buffered_bytes Bytes buffered by all partitions.\n# TYPE sluice_buffered_bytes gauge\nsluice_buffered_bytes %d\n", r.Buffered())
-	ready := 0
-	if r.Ready() == nil {
-		ready = 1
-	}
-	fmt.Fprintf(w, "# HELP sluice_ready 1 when ready.\n# TYPE sluice_ready gauge\nsluice_ready %d\n", ready)
 }

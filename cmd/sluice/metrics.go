@@ -1,0 +1,148 @@
+package main
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sluicedata/sluice/pipeline"
+)
+
+// metrics is sluice's Prometheus registry: the runner's totals and gauges
+// read at scrape time, per-stage and per-flush measurements from the
+// pipeline Observer, the stages' own counters, and the Kafka client's
+// metrics (kprom, registered by the caller).
+type metrics struct {
+	reg *prometheus.Registry
+
+	stageEvents   *prometheus.CounterVec
+	stageRejected *prometheus.CounterVec
+	stageDropped  *prometheus.CounterVec
+	stageSeconds  *prometheus.HistogramVec
+	flushSeconds  prometheus.Histogram
+	flushFiles    prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &metrics{
+		reg: reg,
+		stageEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_stage_events_total",
+			Help: "Events a stage processed."}, []string{"stage"}),
+		stageRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_stage_rejected_total",
+			Help: "Events a stage rejected (to the rejected output)."}, []string{"stage"}),
+		stageDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_stage_dropped_total",
+			Help: "Events a stage dropped (duplicates)."}, []string{"stage"}),
+		stageSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_stage_batch_seconds",
+			Help: "Time a stage took over one batch.", Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10)}, []string{"stage"}),
+		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_flush_seconds",
+			Help: "Time to make a flush durable: uploads and state writes.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)}),
+		flushFiles: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_flush_files_total", Help: "Files made durable by flushes."}),
+	}
+	reg.MustRegister(m.stageEvents, m.stageRejected, m.stageDropped, m.stageSeconds, m.flushSeconds, m.flushFiles)
+	return m
+}
+
+// StageDone implements pipeline.Observer.
+func (m *metrics) StageDone(stage string, in, rejected, dropped int, took time.Duration) {
+	m.stageEvents.WithLabelValues(stage).Add(float64(in))
+	if rejected > 0 {
+		m.stageRejected.WithLabelValues(stage).Add(float64(rejected))
+	}
+	if dropped > 0 {
+		m.stageDropped.WithLabelValues(stage).Add(float64(dropped))
+	}
+	m.stageSeconds.WithLabelValues(stage).Observe(took.Seconds())
+}
+
+// FlushDone implements pipeline.Observer.
+func (m *metrics) FlushDone(_ string, _ int32, files int, _, _ int64, took time.Duration) {
+	m.flushSeconds.Observe(took.Seconds())
+	m.flushFiles.Add(float64(files))
+}
+
+// watch registers the values read from the runner and the stages at
+// scrape time.
+func (m *metrics) watch(r *pipeline.Runner, stages *stageSet, memoryLimit int64) {
+	counter := func(name, help string, f func(s pipeline.StatsSnapshot) int64) {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f(r.Stats().Snapshot())) }))
+	}
+	gauge := func(name, help string, f func() float64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	counter("sluice_records_in_total", "Kafka records processed.", func(s pipeline.StatsSnapshot) int64 { return s.RecordsIn })
+	counter("sluice_events_kept_total", "Events buffered for the events output.", func(s pipeline.StatsSnapshot) int64 { return s.EventsKept })
+	counter("sluice_events_rejected_total", "Records rejected with a reason.", func(s pipeline.StatsSnapshot) int64 { return s.EventsRejected })
+	counter("sluice_events_dropped_total", "Events dropped by a stage.", func(s pipeline.StatsSnapshot) int64 { return s.EventsDropped })
+	counter("sluice_records_flushed_total", "Records whose flush completed.", func(s pipeline.StatsSnapshot) int64 { return s.RecordsFlushed })
+	counter("sluice_flushes_total", "Completed flushes.", func(s pipeline.StatsSnapshot) int64 { return s.Flushes })
+	counter("sluice_files_written_total", "Files written.", func(s pipeline.StatsSnapshot) int64 { return s.FilesWritten })
+	counter("sluice_rows_written_total", "Rows written.", func(s pipeline.StatsSnapshot) int64 { return s.RowsWritten })
+	counter("sluice_bytes_written_total", "Bytes written.", func(s pipeline.StatsSnapshot) int64 { return s.BytesWritten })
+	counter("sluice_flush_errors_total", "Failed flush attempts (retried).", func(s pipeline.StatsSnapshot) int64 { return s.FlushErrors })
+	counter("sluice_commit_errors_total", "Failed offset commits.", func(s pipeline.StatsSnapshot) int64 { return s.CommitErrors })
+	counter("sluice_fetch_errors_total", "Kafka fetch errors.", func(s pipeline.StatsSnapshot) int64 { return s.FetchErrors })
+	counter("sluice_state_errors_total", "Failed partition state reads and writes (retried).", func(s pipeline.StatsSnapshot) int64 { return s.StateErrors })
+	counter("sluice_state_conflicts_total", "Partitions given up because another member moved their state.", func(s pipeline.StatsSnapshot) int64 { return s.StateConflicts })
+	counter("sluice_replays_total", "Pending ranges re-run after a restart.", func(s pipeline.StatsSnapshot) int64 { return s.Replays })
+	gauge("sluice_buffered_bytes", "Bytes buffered by all partitions (rows and writer buffers).", func() float64 { return float64(r.Buffered()) })
+	gauge("sluice_memory_limit_bytes", "sink.memory_limit.", func() float64 { return float64(memoryLimit) })
+	gauge("sluice_oldest_unflushed_seconds", "Age of the oldest record arrival not yet flushed (end-to-end watermark).",
+		func() float64 { return r.OldestPending().Seconds() })
+	gauge("sluice_ready", "1 when ready (group joined, every partition flushing).", func() float64 {
+		if r.Ready() == nil {
+			return 1
+		}
+		return 0
+	})
+	m.reg.MustRegister(lagCollector{r})
+
+	if g := stages.geo; g != nil {
+		st := g.Stats()
+		for _, c := range []struct {
+			name, help string
+			v          interface{ Load() int64 }
+		}{
+			{"sluice_geo_lookups_total", "Events with a valid IP looked up.", &st.Lookups},
+			{"sluice_geo_misses_total", "Valid IPs without a database record.", &st.Misses},
+			{"sluice_geo_invalid_ip_total", "Events whose ip is not an address.", &st.InvalidIPs},
+			{"sluice_geo_reloads_total", "GeoIP database hot reloads.", &st.Reloads},
+			{"sluice_geo_reload_errors_total", "Rejected GeoIP replacements (old database kept).", &st.ReloadErrors},
+		} {
+			v := c.v
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 { return float64(v.Load()) }))
+		}
+		gauge("sluice_geo_database_build_timestamp_seconds", "Build time of the GeoIP database in use.", func() float64 { return float64(st.BuildEpoch.Load()) })
+		gauge("sluice_geo_database_age_seconds", "Age of the GeoIP database in use, from its build time.",
+			func() float64 { return time.Since(time.Unix(st.BuildEpoch.Load(), 0)).Seconds() })
+	}
+	if c := stages.ua; c != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_useragent_cache_hits_total", Help: "User-agent cache hits."}, func() float64 { return float64(c.Hits.Load()) }))
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_useragent_cache_misses_total", Help: "User-agent cache misses."}, func() float64 { return float64(c.Misses.Load()) }))
+	}
+	if d := stages.dedupe; d != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_dedupe_duplicates_total", Help: "Events dropped as duplicates within the window."}, func() float64 { return float64(d.Duplicates.Load()) }))
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_dedupe_evicted_early_total", Help: "Window entries dropped early by max_entries."}, func() float64 { return float64(d.EvictedEarly.Load()) }))
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_dedupe_warmed_total", Help: "Window entries rebuilt from earlier records on assignment."}, func() float64 { return float64(d.Warmed.Load()) }))
+		gauge("sluice_dedupe_window_entries", "Entries in all dedupe windows.", func() float64 { return float64(d.Entries.Load()) })
+	}
+}
+
+// lagCollector reports consumer lag per assigned partition.
+type lagCollector struct{ r *pipeline.Runner }
+
+var lagDesc = prometheus.NewDesc("sluice_consumer_lag_records", "Records behind the partition's high watermark at the last fetch.", []string{"topic", "partition"}, nil)
+
+func (c lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc }
+
+func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
+	for topic, parts := range c.r.Lag() {
+		for p, l := range parts {
+			ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(l), topic, strconv.Itoa(int(p)))
+		}
+	}
+}
