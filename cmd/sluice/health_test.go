@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
+	"os"
+	"regexp"
 	"net"
 	"net/http"
 	"strings"
@@ -78,7 +81,29 @@ func TestHealthAndMetrics(t *testing.T) {
 		}
 	}
 	p.stop(t)
+	// Every sluice metric the Grafana dashboard queries exists.
+	dash, err := os.ReadFile("../../deploy/grafana/sluice.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct{ Panels []struct{ Targets []struct{ Expr string } } }
+	if err := json.Unmarshal(dash, &d); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	// Stage metrics that only exist when those stages run.
+	optional := regexp.MustCompile(`^sluice_(geo|useragent|dedupe)_`)
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			for _, name := range metricName.FindAllString(tg.Expr, -1) {
+				if !optional.MatchString(name) && !strings.Contains(body, name) {
+					t.Errorf("dashboard queries %s, which /metrics does not have", name)
+				}
+			}
+		}
+	}
 	if t.Failed() {
 		t.Logf("metrics:\n%s", body)
 	}
 }
+
+var metricName = regexp.MustCompile(`\bsluice_[a-z_]+`)
