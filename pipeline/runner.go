@@ -141,7 +141,7 @@ type Runner struct {
 	lagMu sync.Mutex
 	lag   map[topicPartition]int64 // records behind the high watermark, per partition
 
-	joined  atomic.Bool  // the group assigned partitions at least once
+	joined  atomic.Bool  // in the group: assigned (possibly nothing), not lost since
 	failing atomic.Int64 // partitions whose last flush attempt failed
 
 	// flushSlots bounds flushes running at once: closing a partition's
@@ -464,6 +464,7 @@ func (r *Runner) revoked(ctx context.Context, cl *kgo.Client, revoked map[string
 // lost drops the lost partitions without committing: another member may
 // own them already.
 func (r *Runner) lost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	r.joined.Store(false) // out of the group until the next assignment
 	r.stopPartitions(ctx, lost, true)
 }
 
