@@ -3,10 +3,10 @@ package main
 import (
 	"encoding/json"
 	"io"
-	"os"
-	"regexp"
 	"net"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +86,9 @@ func TestHealthAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d struct{ Panels []struct{ Targets []struct{ Expr string } } }
+	var d struct {
+		Panels []struct{ Targets []struct{ Expr string } }
+	}
 	if err := json.Unmarshal(dash, &d); err != nil {
 		t.Fatalf("dashboard JSON: %v", err)
 	}
