@@ -44,6 +44,19 @@ var Networks = []Record{
 	{"2001:db8::/32", "IE", "Ireland", "L", "Leinster", "Dublin", "D02", "Europe/Dublin", 53.3498, -6.2603},
 }
 
+// ReferenceRecords is a City database of the reference workload's
+// networks (synth.ReferenceNetworks, as /24s) with Networks' places in
+// turn, plus the IPv6 test range.
+func ReferenceRecords(nets []string) []Record {
+	out := make([]Record, 0, len(nets)+1)
+	for i, n := range nets {
+		r := Networks[i%(len(Networks)-1)]
+		r.Network = n + ".0/24"
+		out = append(out, r)
+	}
+	return append(out, Networks[len(Networks)-1])
+}
+
 // Write writes a GeoIP2-City database with records to path.
 func Write(path string, records []Record, buildEpoch int64) error {
 	tree, err := mmdbwriter.New(mmdbwriter.Options{

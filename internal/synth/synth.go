@@ -31,6 +31,10 @@ type Options struct {
 	Step time.Duration
 	// Users is the number of distinct users. Default 50,000.
 	Users int
+	// Reference draws user agents from ReferenceUserAgents (a few
+	// hundred) and IPv4 addresses from ReferenceNetworks (4,096 /24s):
+	// the throughput benchmark's workload.
+	Reference bool
 }
 
 // Generator produces records. Not safe for concurrent use.
@@ -149,7 +153,11 @@ func (g *Generator) appendEvent(dst []byte) []byte {
 	}
 	if dev.ua != nil {
 		dst = append(dst, `,"user_agent":"`...)
-		dst = append(dst, g.pick(dev.ua)...)
+		if g.opts.Reference {
+			dst = append(dst, g.pick(ReferenceUserAgents())...)
+		} else {
+			dst = append(dst, g.pick(dev.ua)...)
+		}
 		dst = append(dst, '"')
 	}
 	dst = append(dst, `,"app_id":"`...)
@@ -221,6 +229,10 @@ func (g *Generator) ip() string {
 	case r < 20:
 		return fmt.Sprintf("2001:db8:%x:%x::%x", g.rng.IntN(64), g.rng.IntN(4096), 1+g.rng.IntN(65000))
 	default:
+		if g.opts.Reference {
+			nets := ReferenceNetworks()
+			return fmt.Sprintf("%s.%d", nets[g.rng.IntN(len(nets))], 1+g.rng.IntN(254))
+		}
 		nets := ipv4Nets
 		n := nets[g.rng.IntN(len(nets))]
 		return fmt.Sprintf("%s.%d.%d", n, g.rng.IntN(256), 1+g.rng.IntN(254))

@@ -39,3 +39,21 @@ func TestGeneratorDeterministic(t *testing.T) {
 		}
 	}
 }
+
+func TestReferenceWorkload(t *testing.T) {
+	uas, nets := ReferenceUserAgents(), ReferenceNetworks()
+	distinct := map[string]bool{}
+	for _, u := range uas {
+		distinct[u] = true
+	}
+	if len(distinct) < 300 || len(nets) != 4096 {
+		t.Errorf("%d distinct user agents, %d networks", len(distinct), len(nets))
+	}
+	g := New(Options{Seed: 1, Reference: true, DupRate: 0.02, BadRate: 0.005})
+	var size int
+	for range 10000 {
+		v, _ := g.Append(nil)
+		size += len(v)
+	}
+	t.Logf("reference record: %d bytes on average", size/10000)
+}

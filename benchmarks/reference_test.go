@@ -1,0 +1,313 @@
+package benchmarks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedata/sluice/internal/geodb"
+	"github.com/sluicedata/sluice/internal/synth"
+	"github.com/sluicedata/sluice/internal/testkit"
+)
+
+// refResult is one configuration of the reference benchmark.
+type refResult struct {
+	Name          string             `json:"name"`
+	Partitions    int32              `json:"partitions"`
+	GOMAXPROCS    int                `json:"gomaxprocs"`
+	Events        int                `json:"events"`
+	EventsPerSec  float64            `json:"events_per_s"`
+	EventsPerCPU  float64            `json:"events_per_cpu_s"`
+	InputMBPerSec float64            `json:"input_mb_per_s"`
+	AllocsPerEvt  float64            `json:"allocs_per_event"`
+	PeakRSSMiB    float64            `json:"peak_rss_mib"`
+	CPUShare      map[string]float64 `json:"cpu_share,omitempty"`
+}
+
+var refResults []refResult
+
+// BenchmarkReference is the throughput benchmark of issue "throughput":
+// the reference workload (SLUICE_BENCH_EVENTS records, default 1,000,000,
+// ~530 bytes of JSON each, a few hundred user agents, 4,096 GeoIP
+// networks, 2% duplicates, 0.5% bad) preloaded into an in-process broker;
+// sluice runs as its own process with every stage (decode, geo, useragent,
+// pseudonymize, dedupe) into zstd Parquet on local disk. Its CPU, memory
+// and allocations are its own (from /proc and its /metrics), not the
+// broker's. One op is one whole run.
+func BenchmarkReference(b *testing.B) {
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("SLUICE_BENCH_EVENTS")); err == nil && v > 0 {
+		n = v
+	}
+	geoPath := filepath.Join(b.TempDir(), "reference-city.mmdb")
+	if err := geodb.Write(geoPath, geodb.ReferenceRecords(synth.ReferenceNetworks()), 1); err != nil {
+		b.Fatal(err)
+	}
+	configs := []struct {
+		parts int32
+		procs []int
+	}{{1, []int{2}}, {8, []int{1, 2}}, {64, []int{2}}}
+	for _, c := range configs {
+		kc, size := preloadReference(b, c.parts, n)
+		for _, procs := range c.procs {
+			name := fmt.Sprintf("partitions=%d/gomaxprocs=%d", c.parts, procs)
+			b.Run(name, func(b *testing.B) {
+				var r refResult
+				for i := 0; i < b.N; i++ {
+					r = runReference(b, kc, c.parts, procs, n, size, geoPath, i, c.parts == 8 && procs == 2)
+				}
+				r.Name = name
+				refResults = append(refResults, r)
+				b.ReportMetric(r.EventsPerSec, "events/s")
+				b.ReportMetric(r.EventsPerCPU, "events/cpu-s")
+				b.ReportMetric(r.InputMBPerSec, "input-MB/s")
+				b.ReportMetric(r.AllocsPerEvt, "allocs/event")
+				b.ReportMetric(r.PeakRSSMiB, "peak-RSS-MiB")
+				b.ReportMetric(0, "ns/op")
+			})
+		}
+		kc.Close()
+	}
+	writeReferenceReport(b)
+}
+
+func preloadReference(b *testing.B, parts int32, n int) (*kfake.Cluster, int64) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, "events"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ProducerBatchMaxBytes(1<<20))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer prod.Close()
+	g := synth.New(synth.Options{Seed: 2026, DupRate: 0.02, BadRate: 0.005, Reference: true})
+	var size int64
+	for range n {
+		v, _ := g.Append(nil)
+		size += int64(len(v))
+		prod.Produce(context.Background(), &kgo.Record{Topic: "events", Key: synth.EventID(v), Value: v}, nil)
+	}
+	if err := prod.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return kc, size
+}
+
+// procCPU is a running process's user+system CPU time from /proc.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+func metricF(addr, name string) float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			return v
+		}
+	}
+	return -1
+}
+
+func runReference(b *testing.B, kc *kfake.Cluster, parts int32, procs, n int, size int64, geoPath string, iter int, prof bool) refResult {
+	bin := testkit.Binary(b)
+	out := b.TempDir()
+	listen := freePort(b)
+	cfg := filepath.Join(b.TempDir(), "sluice.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`kafka: {brokers: [%s], topics: [events], group: ref-%d-%d-%d}
+stages:
+  - {type: decode}
+  - {type: geo, database: %s}
+  - {type: useragent}
+  - {type: pseudonymize, key_env: BENCH_KEY, key_id: k1}
+  - {type: dedupe, key: event_id, window: 10m}
+sink: {url: "file://%s"}
+observability: {listen: "%s", log_level: warn, pprof: true}
+`, kc.ListenAddrs()[0], parts, procs, iter, geoPath, out, listen)), 0o644)
+	cmd := exec.Command(bin, "run", "--config", cfg)
+	cmd.Env = append(os.Environ(), "BENCH_KEY=reference-benchmark-key-0123456789", fmt.Sprintf("GOMAXPROCS=%d", procs))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	deadline := time.Now().Add(10 * time.Minute)
+	wait := func(what string, cond func() bool) {
+		for !cond() {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				b.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// The clock starts at the first record: group join is not throughput.
+	wait("first records", func() bool { return metricF(listen, "sluice_records_in_total") > 0 })
+	t0, cpu0 := time.Now(), procCPU(pid)
+	allocs0 := metricF(listen, "go_memstats_mallocs_total")
+	var share map[string]float64
+	if prof {
+		share = cpuShare(b, listen)
+	}
+	wait("all records", func() bool { return metricF(listen, "sluice_records_in_total") >= float64(n) })
+	allocs1 := metricF(listen, "go_memstats_mallocs_total")
+	cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	hwm := vmHWM(pid)
+	for done := false; !done; {
+		select {
+		case err := <-exited:
+			if err != nil {
+				b.Fatalf("sluice: %v", err)
+			}
+			done = true
+		case <-time.After(10 * time.Millisecond):
+			hwm = max(hwm, vmHWM(pid))
+		}
+	}
+	wall := time.Since(t0) // drain included: files are written when it ends
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := time.Duration(ru.Utime.Nano()+ru.Stime.Nano()) - cpu0
+	return refResult{
+		Partitions: parts, GOMAXPROCS: procs, Events: n,
+		EventsPerSec:  float64(n) / wall.Seconds(),
+		EventsPerCPU:  float64(n) / cpu.Seconds(),
+		InputMBPerSec: float64(size) / 1e6 / wall.Seconds(),
+		AllocsPerEvt:  (allocs1 - allocs0) / float64(n),
+		PeakRSSMiB:    float64(hwm) / (1 << 20),
+		CPUShare:      share,
+	}
+}
+
+// cpuShare takes a 2-second CPU profile of the running sluice and splits
+// its samples by the innermost frame that belongs to a known part.
+func cpuShare(b *testing.B, listen string) map[string]float64 {
+	resp, err := http.Get("http://" + listen + "/debug/pprof/profile?seconds=2")
+	if err != nil {
+		b.Logf("profile: %v", err)
+		return nil
+	}
+	defer resp.Body.Close()
+	p, err := profile.Parse(resp.Body)
+	if err != nil {
+		b.Logf("profile: %v", err)
+		return nil
+	}
+	parts := []struct{ key, name string }{
+		{"stages/decode", "decode"}, {"valyala/fastjson", "decode"},
+		{"stages/geo", "geo"}, {"maxminddb", "geo"},
+		{"stages/useragent", "useragent"}, {"mssola/useragent", "useragent"},
+		{"stages/pseudonymize", "pseudonymize"}, {"crypto/", "pseudonymize"},
+		{"stages/dedupe", "dedupe"}, {"zeebo/xxh3", "dedupe"},
+		{"klauspost/compress/zstd", "parquet (zstd)"},
+		{"sinks/parquet", "parquet (encode)"}, {"parquet-go", "parquet (encode)"},
+		{"sinks/objstore", "store"},
+		{"franz-go", "kafka client"}, {"klauspost/compress/s2", "kafka client"},
+		{"runtime.gcBgMarkWorker", "GC"}, {"runtime.mallocgc", "allocation"},
+	}
+	total := 0.0
+	byPart := map[string]float64{}
+	for _, s := range p.Sample {
+		v := float64(s.Value[len(s.Value)-1])
+		total += v
+		part := "other"
+	stack:
+		for _, loc := range s.Location {
+			for _, line := range loc.Line {
+				for _, pt := range parts {
+					if line.Function != nil && strings.Contains(line.Function.Name, pt.key) {
+						part = pt.name
+						break stack
+					}
+				}
+			}
+		}
+		byPart[part] += v
+	}
+	for k := range byPart {
+		byPart[k] /= total
+	}
+	return byPart
+}
+
+// writeReferenceReport writes benchmarks/out/reference.json and the chart
+// benchmarks/reference.svg (events per CPU-second per configuration).
+func writeReferenceReport(b *testing.B) {
+	if len(refResults) == 0 {
+		return
+	}
+	os.MkdirAll("out", 0o755)
+	js, _ := json.MarshalIndent(refResults, "", "  ")
+	os.WriteFile("out/reference.json", js, 0o644)
+	os.WriteFile("reference.svg", []byte(barChart("sluice: events per CPU-second, reference workload (all stages)", refResults)), 0o644)
+	for _, r := range refResults {
+		if r.CPUShare == nil {
+			continue
+		}
+		keys := make([]string, 0, len(r.CPUShare))
+		for k := range r.CPUShare {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return r.CPUShare[keys[i]] > r.CPUShare[keys[j]] })
+		var sb strings.Builder
+		for _, k := range keys {
+			fmt.Fprintf(&sb, " %s %.1f%%;", k, 100*r.CPUShare[k])
+		}
+		b.Logf("CPU split (%s):%s", r.Name, sb.String())
+	}
+}
+
+// barChart is a small SVG bar chart, no dependencies.
+func barChart(title string, rs []refResult) string {
+	const w, barH, gap, left = 760, 28, 10, 230
+	h := 60 + len(rs)*(barH+gap) + 30
+	maxV := 0.0
+	for _, r := range rs {
+		maxV = max(maxV, r.EventsPerCPU)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="13">`+"\n", w, h)
+	fmt.Fprintf(&sb, `<rect width="100%%" height="100%%" fill="white"/><text x="10" y="24" font-size="15" font-weight="bold">%s</text>`+"\n", title)
+	target := 150000.0
+	scale := float64(w-left-90) / max(maxV, target)
+	for i, r := range rs {
+		y := 45 + i*(barH+gap)
+		fmt.Fprintf(&sb, `<text x="10" y="%d">%s</text>`+"\n", y+barH/2+5, r.Name)
+		fmt.Fprintf(&sb, `<rect x="%d" y="%d" width="%.0f" height="%d" fill="#3b7dd8"/>`+"\n", left, y, r.EventsPerCPU*scale, barH)
+		fmt.Fprintf(&sb, `<text x="%.0f" y="%d">%.0f</text>`+"\n", float64(left)+r.EventsPerCPU*scale+6, y+barH/2+5, r.EventsPerCPU)
+	}
+	tx := float64(left) + target*scale
+	fmt.Fprintf(&sb, `<line x1="%.0f" y1="38" x2="%.0f" y2="%d" stroke="#d33" stroke-dasharray="4 3"/><text x="%.0f" y="%d" fill="#d33">target 150,000</text>`+"\n", tx, tx, h-25, tx-40, h-8)
+	sb.WriteString("</svg>\n")
+	return sb.String()
+}
