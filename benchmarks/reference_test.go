@@ -176,6 +176,8 @@ observability: {listen: "%s", log_level: warn, pprof: true}
 	allocs0 := metricF(listen, "go_memstats_mallocs_total")
 	var share map[string]float64
 	if prof {
+		// Steady state: warm caches, every partition busy.
+		wait("a third of the records", func() bool { return metricF(listen, "sluice_records_in_total") >= float64(n)/3 })
 		share = cpuShare(b, listen)
 	}
 	wait("all records", func() bool { return metricF(listen, "sluice_records_in_total") >= float64(n) })
@@ -209,7 +211,8 @@ observability: {listen: "%s", log_level: warn, pprof: true}
 	}
 }
 
-// cpuShare takes a 2-second CPU profile of the running sluice and splits
+// cpuShare takes a 2-second CPU profile (profiling costs a few percent:
+// that configuration's other figures carry it) of the running sluice and splits
 // its samples by the innermost frame that belongs to a known part.
 func cpuShare(b *testing.B, listen string) map[string]float64 {
 	resp, err := http.Get("http://" + listen + "/debug/pprof/profile?seconds=2")
