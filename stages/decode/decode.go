@@ -117,11 +117,10 @@ func (s *Stage) Decode(e *pipeline.Event) string {
 	if !utf8.Valid(raw) {
 		return "record value is not valid UTF-8"
 	}
-	// The parser is lenient (it takes numbers like 007); the validator
-	// holds records to RFC 8259 so that what we pass on is valid JSON.
-	if err := fastjson.ValidateBytes(raw); err != nil {
-		return "invalid JSON: " + err.Error()
-	}
+	// The parser is lenient about numbers (007, NaN): integers are checked
+	// where they are read, and the JSON text we pass on (properties,
+	// extra) is validated below, which is cheaper than validating every
+	// record in a second pass.
 	v, err := s.p.ParseBytes(raw)
 	if err != nil {
 		return "invalid JSON: " + err.Error()
@@ -236,6 +235,20 @@ func (s *Stage) Decode(e *pipeline.Event) string {
 		s.props = fv.MarshalTo(s.props)
 	}
 
+	if len(s.props) > 0 {
+		if err := fastjson.ValidateBytes(s.props); err != nil {
+			return "invalid JSON in properties: " + err.Error()
+		}
+	}
+	if len(s.extra) > 0 {
+		s.extra = append(s.extra, '}')
+		err := fastjson.ValidateBytes(s.extra)
+		s.extra = s.extra[:len(s.extra)-1]
+		if err != nil {
+			return "invalid JSON: " + err.Error()
+		}
+	}
+
 	// One string holds every text field of the event.
 	propsAt := len(s.scratch)
 	s.scratch = append(s.scratch, s.props...)
@@ -305,11 +318,13 @@ func parseTS(v *fastjson.Value) (int64, string) {
 	}
 }
 
+// isInteger reports whether b is a JSON integer: digits, an optional
+// minus, no leading zero.
 func isInteger(b []byte) bool {
 	if len(b) > 0 && b[0] == '-' {
 		b = b[1:]
 	}
-	if len(b) == 0 {
+	if len(b) == 0 || (b[0] == '0' && len(b) > 1) {
 		return false
 	}
 	for _, c := range b {
