@@ -70,7 +70,11 @@ func BenchmarkReference(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				var r refResult
 				for i := 0; i < b.N; i++ {
-					r = runReference(b, kc, c.parts, procs, n, size, geoPath, i, c.parts == 8 && procs == 2)
+					prof := name == "partitions=8/gomaxprocs=2"
+					if v := os.Getenv("SLUICE_BENCH_PROFILE"); v != "" {
+						prof = v == name
+					}
+					r = runReference(b, kc, c.parts, procs, n, size, geoPath, i, prof)
 				}
 				r.Name = name
 				refResults = append(refResults, r)

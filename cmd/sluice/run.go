@@ -60,15 +60,17 @@ func cmdRun(args []string) error {
 	return nil
 }
 
-// setMemoryLimit gives the Go runtime a soft limit above sink.memory_limit
-// (the buffers) for the rest of the process (caches, Kafka client, GC
-// headroom), unless GOMEMLIMIT is set: the GC then works harder near it
-// instead of letting garbage double the footprint.
+// setMemoryLimit gives the Go runtime a soft limit of twice
+// sink.memory_limit (the buffers) plus 256 MiB for the rest of the process,
+// unless GOMEMLIMIT is set: the GC works harder near it instead of letting
+// garbage grow the footprint without bound. A tighter limit (1.5x + 192
+// MiB) made the GC thrash at 64 partitions: 33% of the CPU in GC and
+// allocation, 87k instead of 99k events per CPU-second.
 func setMemoryLimit(buffers int64, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	limit := buffers + buffers/2 + 192<<20
+	limit := 2*buffers + 256<<20
 	debug.SetMemoryLimit(limit)
 	log.Debug("go memory limit", "bytes", limit)
 }
