@@ -132,8 +132,8 @@ func (o Output) CountByLineage() map[Lineage]int {
 	return m
 }
 
-// EndOffsets returns the end offset of every partition of topic.
-func EndOffsets(t testing.TB, brokers []string, topic string) map[int32]int64 {
+// withAdmin runs fn with an admin client on brokers and a 10s context.
+func withAdmin(t testing.TB, brokers []string, fn func(ctx context.Context, adm *kadm.Client) error) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -142,34 +142,35 @@ func EndOffsets(t testing.TB, brokers []string, topic string) map[int32]int64 {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
+	if err := fn(ctx, kadm.NewClient(cl)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// EndOffsets returns the end offset of every partition of topic.
+func EndOffsets(t testing.TB, brokers []string, topic string) map[int32]int64 {
+	t.Helper()
 	out := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	withAdmin(t, brokers, func(ctx context.Context, adm *kadm.Client) error {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+		return err
+	})
 	return out
 }
 
 // Committed returns the group's committed offsets for topic.
 func Committed(t testing.TB, brokers []string, group, topic string) map[int32]int64 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[int32]int64{}
-	offs.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == topic {
-			out[o.Partition] = o.At
-		}
+	withAdmin(t, brokers, func(ctx context.Context, adm *kadm.Client) error {
+		offs, err := adm.FetchOffsets(ctx, group)
+		offs.Each(func(o kadm.OffsetResponse) {
+			if o.Topic == topic {
+				out[o.Partition] = o.At
+			}
+		})
+		return err
 	})
 	return out
 }
