@@ -68,9 +68,6 @@ func New(opts Options) *Generator {
 	}
 }
 
-// Now is the event time of the most recent record.
-func (g *Generator) Now() time.Time { return g.now }
-
 // Append appends the next record value to dst.
 func (g *Generator) Append(dst []byte) ([]byte, Kind) {
 	g.now = g.now.Add(time.Duration(g.rng.Int64N(int64(2*g.opts.Step) + 1)))
