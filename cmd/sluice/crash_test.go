@@ -64,20 +64,21 @@ func crashTest(t *testing.T, stages string, check func(*testing.T, testkit.Outpu
 	cfg = withRoll(t, cfg, "{max_age: 300ms, max_rows: 700}")
 	cfg = rewriteConfig(t, cfg, "session_timeout: 6s", "session_timeout: 1s")
 
+	cycles := 9
+	if v, err := strconv.Atoi(os.Getenv("SLUICE_CHAOS_CYCLES")); err == nil && v > 0 {
+		cycles = v // make chaos: more kills
+	}
+	// About 2.3s of production per cycle (30,000 records for 9 cycles), so
+	// that every kill lands while records still arrive.
+	records := 30000 * max(cycles, 9) / 9
 	genDone := make(chan generated, 1)
-	go func() { genDone <- produceKafkaGo(t, brokers[0], topic, 30000, 31, 350*time.Millisecond) }()
-	// (about 21s of production; with many cycles the later kills land
-	// after it, on replays and catch-up)
+	go func() { genDone <- produceKafkaGo(t, brokers[0], topic, records, 31, 350*time.Millisecond) }()
 
 	rng := rand.New(rand.NewPCG(2026, 11))
 	kills := 0
 	// Odd cycles: a failpoint kills the process exactly between two steps
 	// of a flush; even cycles: SIGKILL from outside at a random moment.
 	points := []string{"upload", "state-pending", "state-done"}
-	cycles := 9
-	if v, err := strconv.Atoi(os.Getenv("SLUICE_CHAOS_CYCLES")); err == nil && v > 0 {
-		cycles = v // make chaos: more kills
-	}
 	for i := range cycles {
 		before := testkit.ReadOutput(t, out).Total()
 		if i%2 == 1 {
@@ -115,7 +116,7 @@ func crashTest(t *testing.T, stages string, check func(*testing.T, testkit.Outpu
 	var gen generated
 	select {
 	case gen = <-genDone:
-	case <-time.After(90 * time.Second):
+	case <-time.After(time.Duration(1+records/30000) * 90 * time.Second):
 		t.Fatal("producer did not finish")
 	}
 	p := startSluiceEnv(t, env, "run", "--config", cfg)

@@ -135,9 +135,10 @@ func produceKafkaGo(t *testing.T, addr, topic string, n int, seed uint64, pace t
 	defer w.Close()
 	g := synth.New(synth.Options{Seed: seed, DupRate: 0.02, BadRate: 0.01, Start: time.Now().Add(-time.Hour)})
 	gen := generated{valid: map[string]int{}, bad: map[string]int{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	const chunk = 500
+	// Bounded, and long enough for slow paced runs (make chaos).
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second+time.Duration(n/chunk+1)*(pace+time.Second))
+	defer cancel()
 	for sent := 0; sent < n; sent += chunk {
 		msgs := make([]kafkago.Message, 0, chunk)
 		for i := sent; i < min(sent+chunk, n); i++ {
@@ -154,7 +155,9 @@ func produceKafkaGo(t *testing.T, addr, topic string, n int, seed uint64, pace t
 			gen.records = append(gen.records, v)
 		}
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
-			t.Fatalf("kafka-go produce: %v", err)
+			// Errorf, not Fatalf: this may run on a goroutine of its own.
+			t.Errorf("kafka-go produce: %v", err)
+			return gen
 		}
 		gen.total += len(msgs)
 		time.Sleep(pace)
