@@ -60,10 +60,10 @@ func fillBatch(b *pipeline.Batch, recs [][]byte, off int64) {
 	}
 }
 
-// BenchmarkDecode: one op is one record.
-func BenchmarkDecode(b *testing.B) {
+// benchStages runs stages over the workload in batches; one op is one
+// record through all of them.
+func benchStages(b *testing.B, stages ...pipeline.Stage) {
 	recs, size := workload(10000)
-	s := decode.New()
 	batch := &pipeline.Batch{}
 	b.ReportAllocs()
 	b.SetBytes(size / int64(len(recs)))
@@ -72,11 +72,16 @@ func BenchmarkDecode(b *testing.B) {
 		j := i % len(recs)
 		k := min(j+batchSize, len(recs), j+b.N-i)
 		fillBatch(batch, recs[j:k], int64(i))
-		if err := s.Process(context.Background(), batch); err != nil {
-			b.Fatal(err)
+		for _, s := range stages {
+			if err := s.Process(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }
+
+// BenchmarkDecode: one op is one record.
+func BenchmarkDecode(b *testing.B) { benchStages(b, decode.New()) }
 
 // BenchmarkParquetSink: one op is one decoded event written, with a flush
 // (close, compress, write to disk) every 100,000 events.
@@ -148,25 +153,11 @@ func enrich(b *testing.B) pipeline.StageFactory {
 // BenchmarkStages: decode then each enrichment stage over the same
 // batches; one op is one record through all of them.
 func BenchmarkStages(b *testing.B) {
-	recs, size := workload(10000)
 	stages, err := enrich(b)("events", 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	batch := &pipeline.Batch{}
-	b.ReportAllocs()
-	b.SetBytes(size / int64(len(recs)))
-	b.ResetTimer()
-	for i := 0; i < b.N; i += batchSize {
-		j := i % len(recs)
-		k := min(j+batchSize, len(recs), j+b.N-i)
-		fillBatch(batch, recs[j:k], int64(i))
-		for _, s := range stages {
-			if err := s.Process(context.Background(), batch); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	benchStages(b, stages...)
 }
 
 // BenchmarkEndToEnd: a broker preloaded with the workload → the runner

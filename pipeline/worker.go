@@ -232,26 +232,30 @@ func (w *worker) process(recs []*kgo.Record) error {
 			Raw:       rec.Value,
 		})
 	}
+	// Counts after one stage are the counts before the next: one pass
+	// over the batch per stage, and none without an Observer.
 	obs := w.r.opts.Observer
+	var kept, rejected, dropped int
+	if obs != nil {
+		kept, rejected, dropped = b.Counts()
+	}
 	for _, s := range w.stages {
-		var r0, d0 int
-		var t0 time.Time
-		if obs != nil {
-			_, r0, d0 = b.Counts()
-			t0 = time.Now()
-		}
+		t0 := time.Now()
 		if err := s.Process(w.ctx, b); err != nil {
 			return fmt.Errorf("stage %s: %w", s.Name(), err)
 		}
 		if obs != nil {
-			kept, r1, d1 := b.Counts()
-			obs.StageDone(s.Name(), kept+(r1-r0)+(d1-d0), r1-r0, d1-d0, time.Since(t0))
+			k1, r1, d1 := b.Counts()
+			obs.StageDone(s.Name(), kept, r1-rejected, d1-dropped, time.Since(t0))
+			kept, rejected, dropped = k1, r1, d1
 		}
 	}
 	if err := w.sink.Write(b); err != nil {
 		return fmt.Errorf("sink: %w", err)
 	}
-	kept, rejected, dropped := b.Counts()
+	if obs == nil {
+		kept, rejected, dropped = b.Counts()
+	}
 	st := &w.r.stats
 	st.RecordsIn.Add(int64(len(recs)))
 	st.EventsKept.Add(int64(kept))
