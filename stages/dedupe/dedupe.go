@@ -33,7 +33,7 @@ type Options struct {
 	Window time.Duration
 	// MaxEntries bounds the window per partition; past it the oldest
 	// entries go early (counted in Stats.EvictedEarly). Default 1,000,000
-	// (about 64 MiB).
+	// (32 to 64 bytes an entry: 32 MiB at most for 1,000,000).
 	MaxEntries int
 }
 
@@ -64,11 +64,7 @@ type Stats struct {
 	Entries      atomic.Int64 // entries in all windows now
 	EvictedEarly atomic.Int64 // entries dropped before their time by MaxEntries
 	Warmed       atomic.Int64 // entries loaded by window rebuilds
-}
-
-type entry struct {
-	h  xxh3.Uint128
-	ms int64
+	Bytes        atomic.Int64 // memory held by all windows
 }
 
 // Stage is the dedupe of one partition.
@@ -76,9 +72,8 @@ type Stage struct {
 	o      Options
 	stats  *Stats
 	fields []int
-	seen   map[xxh3.Uint128]int64 // key hash → Kafka time of first occurrence
-	order  []entry                // ring, oldest first, for eviction
-	head   int
+	win    *window // key hash → Kafka time of first occurrence, oldest first
+	bytes  int64   // win.bytes() as last added to stats.Bytes
 	buf    []byte
 }
 
@@ -106,7 +101,8 @@ func New(o Options, stats *Stats) (*Stage, error) {
 	if stats == nil {
 		stats = &Stats{}
 	}
-	s := &Stage{o: o, stats: stats, seen: make(map[xxh3.Uint128]int64)}
+	s := &Stage{o: o, stats: stats, win: newWindow()}
+	s.account()
 	for _, k := range o.Key {
 		for i, known := range Keys {
 			if k == known {
@@ -160,7 +156,15 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 			s.stats.Duplicates.Add(1)
 		}
 	}
+	s.account()
 	return nil
+}
+
+// account publishes the window's memory to the shared stats.
+func (s *Stage) account() {
+	b := s.win.bytes()
+	s.stats.Bytes.Add(b - s.bytes)
+	s.bytes = b
 }
 
 // Warm feeds the window with earlier records (already decoded, in offset
@@ -176,56 +180,52 @@ func (s *Stage) Warm(b *pipeline.Batch) {
 		}
 	}
 	s.stats.Warmed.Add(int64(n))
+	s.account()
 }
 
 // observe records h at time ms and reports whether it was already in the
 // window.
 func (s *Stage) observe(h xxh3.Uint128, ms int64) bool {
-	s.expire(ms - s.o.Window.Milliseconds())
-	first, ok := s.seen[h]
-	if ok && ms-first <= s.o.Window.Milliseconds() {
+	window := s.o.Window.Milliseconds()
+	s.expire(ms - window)
+	first, ok := s.win.get(h)
+	if ok && ms-first <= window {
 		return true
 	}
-	if !ok && len(s.seen) >= s.o.MaxEntries {
-		s.evictOldest()
-		s.stats.EvictedEarly.Add(1)
-	}
 	if !ok {
+		for s.win.live >= s.o.MaxEntries && !s.win.empty() {
+			if s.win.pop() {
+				s.stats.Entries.Add(-1)
+				s.stats.EvictedEarly.Add(1)
+			}
+		}
 		s.stats.Entries.Add(1)
 	}
-	s.seen[h] = ms
-	s.order = append(s.order, entry{h, ms})
+	// A key seen before its window passed (out-of-order Kafka time) is
+	// recorded anew; its old entry goes stale.
+	s.win.put(h, ms)
 	return false
 }
 
 // expire drops entries older than cut. Kafka time is nearly monotonic in a
 // partition; an out-of-order old entry leaves with its successors.
 func (s *Stage) expire(cut int64) {
-	for s.head < len(s.order) && s.order[s.head].ms < cut {
-		s.evictOldest()
-	}
-}
-
-func (s *Stage) evictOldest() {
-	if s.head >= len(s.order) {
-		return
-	}
-	e := s.order[s.head]
-	s.head++
-	if ms, ok := s.seen[e.h]; ok && ms == e.ms {
-		delete(s.seen, e.h)
-		s.stats.Entries.Add(-1)
-	}
-	// Compact the ring when half of it is consumed.
-	if s.head > 1024 && s.head*2 > len(s.order) {
-		n := copy(s.order, s.order[s.head:])
-		s.order = s.order[:n]
-		s.head = 0
+	for !s.win.empty() && s.win.oldest().ms < cut {
+		if s.win.pop() {
+			s.stats.Entries.Add(-1)
+		}
 	}
 }
 
 // Len is the number of entries in the window.
-func (s *Stage) Len() int { return len(s.seen) }
+func (s *Stage) Len() int { return s.win.live }
+
+// Bytes is the memory the window holds.
+func (s *Stage) Bytes() int64 { return s.win.bytes() }
 
 // Close releases the window's entries from the shared count.
-func (s *Stage) Close() { s.stats.Entries.Add(-int64(len(s.seen))) }
+func (s *Stage) Close() {
+	s.stats.Entries.Add(-int64(s.win.live))
+	s.stats.Bytes.Add(-s.bytes)
+	s.win.live, s.bytes = 0, 0
+}

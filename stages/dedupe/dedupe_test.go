@@ -3,8 +3,11 @@ package dedupe
 import (
 	"context"
 	"fmt"
+	"math/rand"
 	"testing"
 	"time"
+
+	"github.com/zeebo/xxh3"
 
 	"github.com/sluicedata/sluice/pipeline"
 )
@@ -109,12 +112,86 @@ func TestMemoryBound(t *testing.T) {
 	if s.Len() != 1000 || st.Entries.Load() != 1000 || st.EvictedEarly.Load() != 4000 {
 		t.Errorf("len %d entries %d evicted %d", s.Len(), st.Entries.Load(), st.EvictedEarly.Load())
 	}
-	if len(s.order)-s.head > 2000 {
-		t.Errorf("eviction ring not compacted: %d live of %d", len(s.order)-s.head, len(s.order))
+	if s.Bytes() > 1024*32 {
+		t.Errorf("window of 1,000 entries holds %d bytes", s.Bytes())
+	}
+	if st.Bytes.Load() != s.Bytes() || s.Bytes() == 0 {
+		t.Errorf("stats bytes %d, window %d", st.Bytes.Load(), s.Bytes())
 	}
 	s.Close()
-	if st.Entries.Load() != 0 {
-		t.Errorf("entries after close %d", st.Entries.Load())
+	if st.Entries.Load() != 0 || st.Bytes.Load() != 0 {
+		t.Errorf("entries after close %d, bytes %d", st.Entries.Load(), st.Bytes.Load())
+	}
+}
+
+// model is the window's specification: a map and an arrival list.
+type model struct {
+	seen  map[xxh3.Uint128]int64
+	order []entry
+	max   int
+	win   int64
+}
+
+func (m *model) observe(h xxh3.Uint128, ms int64) bool {
+	for len(m.order) > 0 && m.order[0].ms < ms-m.win {
+		m.pop()
+	}
+	first, ok := m.seen[h]
+	if ok && ms-first <= m.win {
+		return true
+	}
+	if !ok {
+		for len(m.seen) >= m.max && len(m.order) > 0 {
+			m.pop()
+		}
+	}
+	m.seen[h] = ms
+	m.order = append(m.order, entry{h, ms})
+	return false
+}
+
+func (m *model) pop() {
+	e := m.order[0]
+	m.order = m.order[1:]
+	if ms, ok := m.seen[e.h]; ok && ms == e.ms {
+		delete(m.seen, e.h)
+	}
+}
+
+// TestWindowMatchesModel drives the compact window and the model with the
+// same random keys (few distinct, so repeats and collisions of home slots
+// are common), out-of-order times and a small MaxEntries, through growth
+// and shrinking, and wants the same decision for every event.
+func TestWindowMatchesModel(t *testing.T) {
+	for seed := range int64(20) {
+		rng := rand.New(rand.NewSource(seed))
+		maxEntries := 1 + rng.Intn(5000)
+		window := time.Duration(1+rng.Intn(2000)) * time.Millisecond
+		s, _ := New(Options{MaxEntries: maxEntries, Window: window}, nil)
+		m := &model{seen: map[xxh3.Uint128]int64{}, max: maxEntries, win: window.Milliseconds()}
+		keys := 1 + rng.Intn(20000)
+		ms := int64(0)
+		for i := range 60000 {
+			ms += int64(rng.Intn(3))
+			at := ms
+			if rng.Intn(50) == 0 {
+				at -= int64(rng.Intn(3000)) // out of order
+			}
+			if i > 30000 && rng.Intn(4) != 0 {
+				ms += 5 // a quieter stretch: the window shrinks
+				if rng.Intn(1000) == 0 {
+					ms += 10000
+				}
+			}
+			h := xxh3.Hash128([]byte(fmt.Sprint(rng.Intn(keys))))
+			got, want := s.observe(h, at), m.observe(h, at)
+			if got != want {
+				t.Fatalf("seed %d event %d: window says duplicate=%v, model %v", seed, i, got, want)
+			}
+			if s.Len() != len(m.seen) {
+				t.Fatalf("seed %d event %d: window holds %d, model %d", seed, i, s.Len(), len(m.seen))
+			}
+		}
 	}
 }
 
@@ -132,5 +209,20 @@ func BenchmarkDedupe(b *testing.B) {
 			batch.Events[j] = pipeline.Event{EventID: ids[(i+j)%len(ids)], KafkaTime: int64(i + j)}
 		}
 		s.Process(context.Background(), batch)
+	}
+}
+
+// TestWindowShrinks: after a burst leaves the window, its memory goes too.
+func TestWindowShrinks(t *testing.T) {
+	s, _ := New(Options{Window: time.Second}, nil)
+	for i := range 100_000 {
+		s.observe(xxh3.HashString128(fmt.Sprint(i)), int64(i/100))
+	}
+	burst := s.Bytes()
+	for i := range 100 {
+		s.observe(xxh3.HashString128(fmt.Sprint("quiet", i)), 10_000+int64(i))
+	}
+	if s.Len() != 100 || s.Bytes() > burst/16 {
+		t.Errorf("after the burst: %d entries in %d bytes (burst held %d)", s.Len(), s.Bytes(), burst)
 	}
 }
