@@ -19,6 +19,7 @@ import (
 
 	"github.com/valyala/fastjson"
 
+	"github.com/sluicedata/sluice/internal/cache"
 	"github.com/sluicedata/sluice/pipeline"
 )
 
@@ -95,9 +96,22 @@ type Options struct {
 	// Fields are more fields to pseudonymize in place: "session_id", or
 	// "properties.NAME" for a top-level string or number in properties.
 	Fields []string
-	// CacheSize bounds the per-partition id → pseudonym cache. Default
-	// 100,000.
+	// CacheSize bounds the id → pseudonym cache: entries per generation,
+	// at most twice that held. Default 50,000 (about 7 MiB a generation).
 	CacheSize int
+	// Cache, if set, is shared by the stages of every partition (made with
+	// NewCache); otherwise each stage makes its own of CacheSize.
+	Cache *cache.TwoGen[string]
+}
+
+// NewCache returns a pseudonym cache of size entries per generation
+// (default 50,000 when size <= 0) for Options.Cache. A cache belongs to
+// one key configuration: pseudonyms are cached by raw id only.
+func NewCache(size int) *cache.TwoGen[string] {
+	if size <= 0 {
+		size = 50_000
+	}
+	return cache.New[string](size)
 }
 
 // Validate reports every problem of o.
@@ -119,17 +133,16 @@ func (o Options) Validate() error {
 
 // Stage pseudonymizes the events of one partition.
 type Stage struct {
-	keyID     string
-	mac       hash.Hash
-	sum       []byte
-	hexbuf    [2 * sha256.Size]byte
-	cache     map[string]string
-	cacheSize int
-	session   bool
-	props     []string
-	parser    fastjson.Parser
-	arena     fastjson.Arena
-	buf       []byte
+	keyID   string
+	mac     hash.Hash
+	sum     []byte
+	hexbuf  [2 * sha256.Size]byte
+	cache   *cache.TwoGen[string]
+	session bool
+	props   []string
+	parser  fastjson.Parser
+	arena   fastjson.Arena
+	buf     []byte
 }
 
 // New returns a stage.
@@ -137,14 +150,13 @@ func New(o Options) (*Stage, error) {
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("pseudonymize: %w", err)
 	}
-	if o.CacheSize == 0 {
-		o.CacheSize = 100_000
+	if o.Cache == nil {
+		o.Cache = NewCache(o.CacheSize)
 	}
 	s := &Stage{
-		keyID:     o.Active,
-		mac:       hmac.New(sha256.New, o.Keys[o.Active]),
-		cache:     make(map[string]string),
-		cacheSize: o.CacheSize,
+		keyID: o.Active,
+		mac:   hmac.New(sha256.New, o.Keys[o.Active]),
+		cache: o.Cache,
 	}
 	for _, f := range o.Fields {
 		if f == "session_id" {
@@ -161,7 +173,7 @@ func (s *Stage) Name() string { return StageName }
 
 // Pseudonym returns the pseudonym of id under the active key.
 func (s *Stage) Pseudonym(id string) string {
-	if p, ok := s.cache[id]; ok {
+	if p, ok := s.cache.Get(id); ok {
 		return p
 	}
 	s.mac.Reset()
@@ -169,10 +181,7 @@ func (s *Stage) Pseudonym(id string) string {
 	s.sum = s.mac.Sum(s.sum[:0])
 	hex.Encode(s.hexbuf[:], s.sum)
 	p := string(s.hexbuf[:])
-	if len(s.cache) >= s.cacheSize {
-		clear(s.cache)
-	}
-	s.cache[strings.Clone(id)] = p
+	s.cache.Put(id, p)
 	return p
 }
 

@@ -7,11 +7,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/mssola/useragent"
 
+	"github.com/sluicedata/sluice/internal/cache"
 	"github.com/sluicedata/sluice/pipeline"
 )
 
@@ -66,18 +65,11 @@ func looksAutomated(s string) bool {
 	return false
 }
 
-// Cache is a bounded map from user-agent string to its parse, safe for
-// concurrent use. It keeps two generations: when the current one is full
-// it becomes the previous one and a new current one starts, so memory stays
-// under about twice Size entries and frequent agents stay cached.
+// Cache maps user-agent strings to their parse; one is shared by every
+// partition, safe for concurrent use, and holds at most twice its size in
+// entries (cache.TwoGen).
 type Cache struct {
-	size int
-
-	mu   sync.RWMutex
-	cur  map[string]*pipeline.UserAgent
-	prev map[string]*pipeline.UserAgent
-
-	Hits, Misses atomic.Int64
+	*cache.TwoGen[*pipeline.UserAgent]
 }
 
 // NewCache returns a cache of about size entries per generation (default
@@ -86,39 +78,17 @@ func NewCache(size int) *Cache {
 	if size <= 0 {
 		size = 10000
 	}
-	return &Cache{size: size, cur: make(map[string]*pipeline.UserAgent, size)}
+	return &Cache{cache.New[*pipeline.UserAgent](size)}
 }
 
 // Get returns the parse of s, parsing it on a miss.
 func (c *Cache) Get(s string) *pipeline.UserAgent {
-	c.mu.RLock()
-	ua, ok := c.cur[s]
-	if !ok {
-		ua, ok = c.prev[s]
-	}
-	c.mu.RUnlock()
-	if ok {
-		c.Hits.Add(1)
+	if ua, ok := c.TwoGen.Get(s); ok {
 		return ua
 	}
-	c.Misses.Add(1)
 	p := Parse(s)
-	ua = &p
-	key := strings.Clone(s) // do not pin the event's buffer
-	c.mu.Lock()
-	if len(c.cur) >= c.size {
-		c.prev, c.cur = c.cur, make(map[string]*pipeline.UserAgent, c.size)
-	}
-	c.cur[key] = ua
-	c.mu.Unlock()
-	return ua
-}
-
-// Len is the number of cached entries.
-func (c *Cache) Len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.cur) + len(c.prev)
+	c.Put(s, &p)
+	return &p
 }
 
 // Stage fills the ua_* columns from a shared Cache.

@@ -43,8 +43,8 @@ func TestStageNullsAndCache(t *testing.T) {
 	if b.Events[1].UA != (pipeline.UserAgent{}) || b.Events[3].UA != (pipeline.UserAgent{}) {
 		t.Error("no UA (or not kept) must leave nulls")
 	}
-	if c.Hits.Load() != 1 || c.Misses.Load() != 1 {
-		t.Errorf("hits %d misses %d", c.Hits.Load(), c.Misses.Load())
+	if c.Hits() != 1 || c.Misses() != 1 {
+		t.Errorf("hits %d misses %d", c.Hits(), c.Misses())
 	}
 	for i := range 10 {
 		c.Get(fmt.Sprintf("agent/%d", i))
