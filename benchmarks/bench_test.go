@@ -112,7 +112,7 @@ func BenchmarkParquetSink(b *testing.B) {
 				if err := p.Write(batches[(i/batchSize)%len(batches)]); err != nil {
 					b.Fatal(err)
 				}
-				if rows, _ := p.Pending(); rows >= 100_000 {
+				if p.Pending().Rows >= 100_000 {
 					if _, err := p.Flush(context.Background(), first, int64(i)); err != nil {
 						b.Fatal(err)
 					}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,10 +64,21 @@ func BenchmarkReference(b *testing.B) {
 		parts int32
 		procs []int
 	}{{1, []int{2}}, {8, []int{1, 2}}, {64, []int{2}}}
+	only := os.Getenv("SLUICE_BENCH_CONFIGS") // e.g. "8/2,64/2": partitions/gomaxprocs
 	for _, c := range configs {
-		kc, size := preloadReference(b, c.parts, n)
+		var names []string
 		for _, procs := range c.procs {
-			name := fmt.Sprintf("partitions=%d/gomaxprocs=%d", c.parts, procs)
+			if only == "" || slices.Contains(strings.Split(only, ","), fmt.Sprintf("%d/%d", c.parts, procs)) {
+				names = append(names, fmt.Sprintf("partitions=%d/gomaxprocs=%d", c.parts, procs))
+			}
+		}
+		if len(names) == 0 {
+			continue
+		}
+		kc, size := preloadReference(b, c.parts, n)
+		for _, name := range names {
+			var procs int
+			fmt.Sscanf(name, "partitions=%d/gomaxprocs=%d", new(int32), &procs)
 			b.Run(name, func(b *testing.B) {
 				var r refResult
 				for i := 0; i < b.N; i++ {
@@ -184,6 +196,11 @@ observability: {listen: "%s", log_level: warn, pprof: true}
 		wait("a third of the records", func() bool { return metricF(listen, "sluice_records_in_total") >= float64(n)/3 })
 		share = cpuShare(b, listen)
 	}
+	if dir := os.Getenv("SLUICE_BENCH_HEAP"); dir != "" && prof {
+		// A heap profile near the end, when the most output is buffered.
+		wait("90% of the records", func() bool { return metricF(listen, "sluice_records_in_total") >= float64(n)*0.9 })
+		saveHeapProfile(b, listen, dir)
+	}
 	wait("all records", func() bool { return metricF(listen, "sluice_records_in_total") >= float64(n) })
 	allocs1 := metricF(listen, "go_memstats_mallocs_total")
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -213,6 +230,24 @@ observability: {listen: "%s", log_level: warn, pprof: true}
 		PeakRSSMiB:    float64(hwm) / (1 << 20),
 		CPUShare:      share,
 	}
+}
+
+// saveHeapProfile writes the running sluice's heap profile into dir.
+func saveHeapProfile(b *testing.B, listen, dir string) {
+	resp, err := http.Get("http://" + listen + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		b.Logf("heap profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	os.MkdirAll(dir, 0o755)
+	f, err := os.Create(filepath.Join(dir, "heap.pb.gz"))
+	if err != nil {
+		b.Logf("heap profile: %v", err)
+		return
+	}
+	defer f.Close()
+	io.Copy(f, resp.Body)
 }
 
 // cpuShare takes a 2-second CPU profile (profiling costs a few percent:

@@ -104,8 +104,8 @@ type Stage struct {
 	AnonymizeIPv6Bits *int `yaml:"anonymize_ipv6_bits"`
 
 	// useragent, pseudonymize: CacheSize bounds the cache of parsed
-	// agents (default 10000, shared) or of pseudonyms (default 100000,
-	// per partition).
+	// agents (default 10000) or of pseudonyms (default 50000): entries per
+	// generation, two generations, one cache shared by all partitions.
 	CacheSize int `yaml:"cache_size"`
 
 	// pseudonymize: one key by KeyEnv or KeyFile with KeyID, or several
@@ -149,12 +149,20 @@ type Sink struct {
 	Compression string `yaml:"compression"`
 	// Roll says when a partition flushes its files.
 	Roll Roll `yaml:"roll"`
-	// RowGroupSize closes a Parquet row group when its buffered size
-	// reaches it. Default 32MiB.
+	// RowGroupSize closes a Parquet row group when its encoded size
+	// reaches it (about 120,000 rows of typical events at the default):
+	// the open row group is what a file holds in memory. Default 8MiB.
 	RowGroupSize ByteSize `yaml:"row_group_size"`
-	// MemoryLimit: when the buffered output of all partitions passes it,
-	// the partitions holding the most flush early. Default 512MiB.
+	// MemoryLimit bounds the memory of the output being built: when all
+	// partitions together pass it, the partitions holding the most first
+	// write their open row groups to the spool, then flush early. Default
+	// 512MiB.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
+	// SpoolDir is the local directory files are built in until they are
+	// uploaded (each process uses and cleans up a subdirectory of its
+	// own). Default "": the OS temp directory ($TMPDIR or /tmp). "memory"
+	// builds files in memory instead, where memory_limit counts them whole.
+	SpoolDir string `yaml:"spool_dir"`
 	// Rejected is where rejected records go: store (the rejected/ output,
 	// default) or off (counted and logged, not written).
 	Rejected string `yaml:"rejected"`
@@ -212,7 +220,7 @@ func Default() Config {
 		Sink: Sink{
 			Compression:  "zstd",
 			Roll:         Roll{MaxRows: 1_000_000, MaxBytes: 128 << 20, MaxAge: Duration(5 * 60e9)},
-			RowGroupSize: 32 << 20,
+			RowGroupSize: 8 << 20,
 			MemoryLimit:  512 << 20,
 			Rejected:     "store",
 		},

@@ -234,3 +234,48 @@ func TestRollLimits(t *testing.T) {
 	}
 	checkOnce(t, dir, testkit.EndOffsets(t, brokers, topic))
 }
+
+// TestMemoryLimitShrinksBeforeFlushing: past MemoryLimit a partition whose
+// files are built on disk writes its open row groups out and goes on (no
+// early flush, no small files); with files built in memory it must flush
+// early instead. Either way every record is in exactly one row.
+func TestMemoryLimitShrinksBeforeFlushing(t *testing.T) {
+	for _, spool := range []bool{true, false} {
+		t.Run(fmt.Sprintf("spool=%v", spool), func(t *testing.T) {
+			const topic, n = "events", 100000
+			kc := testkit.Kafka(t, topic, 1)
+			brokers := kc.ListenAddrs()
+			dir := t.TempDir()
+			store, _ := objstore.NewDir(dir)
+			produce(t, brokers, topic, n, 5, 0)
+			o := pqsink.Options{}
+			if spool {
+				o.SpoolDir = t.TempDir()
+			}
+			sink, err := pqsink.New(store, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sink.Close()
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			r, err := pipeline.NewRunner(pipeline.Options{
+				Brokers: brokers, Topics: []string{topic}, Group: "g", SessionTimeout: 6 * time.Second,
+				RollMaxAge: time.Hour, MemoryLimit: 2 << 20,
+			}, func(string, int32) ([]pipeline.Stage, error) { return []pipeline.Stage{decode.New()}, nil }, sink, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := start(r)
+			testkit.WaitFor(t, 30*time.Second, "all records processed", func() bool { return r.Stats().RecordsIn.Load() == n })
+			flushes := r.Stats().Flushes.Load()
+			m.stop(t)
+			if spool && flushes != 0 {
+				t.Errorf("%d early flushes with files on disk, want 0", flushes)
+			}
+			if !spool && flushes < 3 {
+				t.Errorf("%d early flushes with files in memory over a 2 MiB limit", flushes)
+			}
+			checkOnce(t, dir, testkit.EndOffsets(t, brokers, topic))
+		})
+	}
+}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -51,20 +52,37 @@ type PartitionSink interface {
 	// once Write returns. An error means the sink cannot buffer any more.
 	Write(b *Batch) error
 
-	// Pending reports the rows and the estimated bytes buffered since the
-	// last successful flush.
-	Pending() (rows, bytes int64)
+	// Pending reports what is buffered since the last successful flush.
+	Pending() Buffered
+
+	// Shrink moves what it can of the buffered output out of memory
+	// without ending any file (open row groups of files built on disk are
+	// written out). The worker calls it before flushing early for memory.
+	Shrink() error
 
 	// Flush closes every file written since the last flush and makes each
 	// durable in the store under a name derived from the offset range
 	// [first, last], so that flushing the same records as the same range
 	// always produces the same objects. On error nothing is lost: the
 	// closed files are kept and Flush may be called again with the same
-	// range. On success the buffers are empty.
+	// range, unless the error wraps ErrSinkBroken. On success the buffers
+	// are empty.
 	Flush(ctx context.Context, first, last int64) (FlushResult, error)
 
 	// Discard drops everything buffered (the partition was lost).
 	Discard()
+}
+
+// ErrSinkBroken, wrapped by a PartitionSink's error, means retrying cannot
+// help (a file could not be finished): the process stops, and the range is
+// re-run from the partition state.
+var ErrSinkBroken = errors.New("sink cannot finish its files")
+
+// Buffered is what a PartitionSink holds between flushes.
+type Buffered struct {
+	Rows   int64 // rows written
+	Bytes  int64 // size of the files so far (what roll.max_bytes limits)
+	Memory int64 // memory they hold (what memory_limit limits)
 }
 
 // FlushResult describes the objects one flush wrote.

@@ -55,7 +55,7 @@ type worker struct {
 	lastKafkaTime int64
 	records       int64 // records in the pending range
 	pendingSince  time.Time
-	buffered      int64 // this worker's share of Runner.buffered
+	buffered      int64 // this worker's share of Runner.buffered (memory)
 
 	pendingSinceNano atomic.Int64 // pendingSince for OldestPending; 0 when idle
 }
@@ -210,8 +210,16 @@ func (w *worker) handle(recs []*kgo.Record) error {
 			return err
 		}
 		recs = recs[n:]
-		bytes := w.account()
-		if w.records >= w.r.opts.RollMaxRows || bytes >= w.r.opts.RollMaxBytes || w.overMemory(bytes) {
+		buf := w.account()
+		if w.overMemory(buf.Memory) {
+			// Out of memory first, out of the files second: a flush
+			// for memory makes small files.
+			if err := w.sink.Shrink(); err != nil {
+				return fmt.Errorf("sink: %w", err)
+			}
+			buf = w.account()
+		}
+		if w.records >= w.r.opts.RollMaxRows || buf.Bytes >= w.r.opts.RollMaxBytes || w.overMemory(buf.Memory) {
 			if !w.flush() {
 				return errStopped
 			}
@@ -220,7 +228,29 @@ func (w *worker) handle(recs []*kgo.Record) error {
 	return nil
 }
 
+// maxBatch bounds the events the stages and the sink see at once: a
+// worker's batch keeps its capacity, and a whole poll (up to
+// MaxPollRecords) per partition cost about 5 MiB of events per worker.
+const maxBatch = 1024
+
+// process runs recs through the stages into the sink, maxBatch at a time.
 func (w *worker) process(recs []*kgo.Record) error {
+	for len(recs) > 0 {
+		n := min(len(recs), maxBatch)
+		if err := w.processBatch(recs[:n]); err != nil {
+			return err
+		}
+		// The sink copied what it keeps: the fetch buffers can go back
+		// to the client's pool (recordPool).
+		for _, rec := range recs[:n] {
+			rec.Recycle()
+		}
+		recs = recs[n:]
+	}
+	return nil
+}
+
+func (w *worker) processBatch(recs []*kgo.Record) error {
 	b := &w.batch
 	b.Reset()
 	for _, rec := range recs {
@@ -277,12 +307,12 @@ func (w *worker) process(recs []*kgo.Record) error {
 	return nil
 }
 
-// account publishes the sink's pending bytes to the runner's total.
-func (w *worker) account() int64 {
-	_, bytes := w.sink.Pending()
-	w.r.buffered.Add(bytes - w.buffered)
-	w.buffered = bytes
-	return bytes
+// account publishes the sink's memory to the runner's total.
+func (w *worker) account() Buffered {
+	b := w.sink.Pending()
+	w.r.buffered.Add(b.Memory - w.buffered)
+	w.buffered = b.Memory
+	return b
 }
 
 // overMemory tells whether this partition should flush early because all
@@ -373,6 +403,10 @@ func (w *worker) flush() bool {
 		defer func() { <-w.r.flushSlots }()
 		var err error
 		res, err = w.sink.Flush(w.ctx, w.first, w.last)
+		if errors.Is(err, ErrSinkBroken) {
+			w.r.fail(fmt.Errorf("partition %s/%d: flush [%d, %d]: %w", w.topic, w.partition, w.first, w.last, err))
+			return true, err
+		}
 		return false, err
 	})
 	if !ok {

@@ -110,10 +110,12 @@ func cmdDemo(args []string) error {
 		return err
 	}
 	defer stages.close()
-	runner, _, err := newRunner(cfg, cfg.Kafka.Brokers, stages.factory, nil, log)
+	w, err := newRunner(cfg, cfg.Kafka.Brokers, stages.factory, nil, log)
 	if err != nil {
 		return err
 	}
+	defer w.close()
+	runner := w.runner
 
 	fmt.Printf("sluice demo: in-process Kafka broker at %s, topic %q with %d partitions\n", cfg.Kafka.Brokers[0], topic, *partitions)
 	fmt.Printf("             %d generated events (%.1f%% duplicates, %.1f%% malformed) → %s\n", o.events, 100*o.dupRate, 100*o.badRate, dir)

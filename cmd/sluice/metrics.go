@@ -121,14 +121,15 @@ func (m *metrics) watch(r *pipeline.Runner, stages *stageSet, memoryLimit int64)
 			func() float64 { return time.Since(time.Unix(st.BuildEpoch.Load(), 0)).Seconds() })
 	}
 	if c := stages.ua; c != nil {
-		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_useragent_cache_hits_total", Help: "User-agent cache hits."}, func() float64 { return float64(c.Hits.Load()) }))
-		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_useragent_cache_misses_total", Help: "User-agent cache misses."}, func() float64 { return float64(c.Misses.Load()) }))
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_useragent_cache_hits_total", Help: "User-agent cache hits."}, func() float64 { return float64(c.Hits()) }))
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_useragent_cache_misses_total", Help: "User-agent cache misses."}, func() float64 { return float64(c.Misses()) }))
 	}
 	if d := stages.dedupe; d != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_dedupe_duplicates_total", Help: "Events dropped as duplicates within the window."}, func() float64 { return float64(d.Duplicates.Load()) }))
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_dedupe_evicted_early_total", Help: "Window entries dropped early by max_entries."}, func() float64 { return float64(d.EvictedEarly.Load()) }))
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_dedupe_warmed_total", Help: "Window entries rebuilt from earlier records on assignment."}, func() float64 { return float64(d.Warmed.Load()) }))
 		gauge("sluice_dedupe_window_entries", "Entries in all dedupe windows.", func() float64 { return float64(d.Entries.Load()) })
+		gauge("sluice_dedupe_window_bytes", "Memory held by all dedupe windows.", func() float64 { return float64(d.Bytes.Load()) })
 	}
 }
 

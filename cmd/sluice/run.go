@@ -43,10 +43,12 @@ func cmdRun(args []string) error {
 	defer stages.close()
 	stages.watch(ctx)
 	m := newMetrics()
-	r, store, err := newRunner(cfg, brokers, stages.factory, m, log)
+	w, err := newRunner(cfg, brokers, stages.factory, m, log)
 	if err != nil {
 		return &exitError{2, err}
 	}
+	defer w.close()
+	r, store := w.runner, w.store
 	m.watch(r, stages, int64(cfg.Sink.MemoryLimit))
 	if err := serveObservability(ctx, cfg.Observability.Listen, cfg.Observability.Pprof, r, m, log); err != nil {
 		return &exitError{2, err}

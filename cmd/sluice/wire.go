@@ -88,7 +88,8 @@ func buildStages(cfg config.Config, log *slog.Logger, lookupEnv func(string) (st
 				errs = append(errs, fmt.Errorf("%s: %w", key, err))
 				continue
 			}
-			pseudoOpts = pseudonymize.Options{Keys: keys, Active: active, Fields: st.Fields, CacheSize: st.CacheSize}
+			pseudoOpts = pseudonymize.Options{Keys: keys, Active: active, Fields: st.Fields, CacheSize: st.CacheSize,
+				Cache: pseudonymize.NewCache(st.CacheSize)}
 			if _, err := pseudonymize.New(pseudoOpts); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", key, err))
 			}
@@ -161,11 +162,33 @@ func (s *stageSet) close() {
 	}
 }
 
+// wiring is a runner and the sink and store it writes to.
+type wiring struct {
+	runner *pipeline.Runner
+	sink   *pqsink.Sink
+	store  objstore.Store
+}
+
+// close releases the sink's spool; the runner must be done.
+func (w *wiring) close() error { return w.sink.Close() }
+
+// spoolDir resolves sink.spool_dir: "" is the OS temp directory, "memory"
+// none (files are built in memory).
+func spoolDir(dir string) string {
+	switch dir {
+	case "":
+		return os.TempDir()
+	case "memory":
+		return ""
+	}
+	return dir
+}
+
 // newRunner wires the configured source, stages and sink.
-func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory, m *metrics, log *slog.Logger) (*pipeline.Runner, objstore.Store, error) {
+func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory, m *metrics, log *slog.Logger) (*wiring, error) {
 	kopts, err := kafkaSecurity(cfg.Kafka, os.LookupEnv)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var obs pipeline.Observer
 	var groupOpts []kgo.Opt
@@ -180,7 +203,7 @@ func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory
 		PartSize:  int64(cfg.Sink.S3.PartSize),
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if s3s, ok := store.(*objstore.S3); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -197,9 +220,10 @@ func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory
 		RowGroupBytes:   int64(cfg.Sink.RowGroupSize),
 		DisableRejected: cfg.Sink.Rejected == "off",
 		Version:         version,
+		SpoolDir:        spoolDir(cfg.Sink.SpoolDir),
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	r, err := pipeline.NewRunner(pipeline.Options{
 		State:           stateStore{store},
@@ -220,9 +244,13 @@ func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory
 		Observer:        obs,
 	}, stages, sink, log)
 	if err != nil {
-		return nil, nil, err
+		sink.Close()
+		return nil, err
 	}
-	return r, store, nil
+	if dir := sink.SpoolPath(); dir != "" {
+		log.Info("spool", "dir", dir)
+	}
+	return &wiring{runner: r, sink: sink, store: store}, nil
 }
 
 // stateStore keeps partition state in the sink's object store, under

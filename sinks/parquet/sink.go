@@ -37,14 +37,19 @@ type Store interface {
 type Options struct {
 	// Compression codec: zstd (default), snappy, gzip, lz4 or none.
 	Compression string
-	// RowGroupBytes: a row group is closed when its buffered, uncompressed
-	// size reaches this. Default 32 MiB.
+	// RowGroupBytes: a row group is closed when its size (encoded pages
+	// plus values not yet encoded) reaches this. Default 8 MiB.
 	RowGroupBytes int64
 	// DisableRejected drops rejected records instead of writing the
 	// rejected output (their offsets still resolve). Default false.
 	DisableRejected bool
 	// Version is written into each file's created_by. Default "dev".
 	Version string
+	// SpoolDir is the local directory files are built in until their
+	// flush uploads them (in a subdirectory of this process's, removed by
+	// Close). Empty keeps files in memory: memory_limit then counts them
+	// whole.
+	SpoolDir string
 }
 
 // pageBufferSize bounds each column's page buffer. parquet-go's default
@@ -96,6 +101,7 @@ type Sink struct {
 	opts    Options
 	wopts   []pq.WriterOption
 	rgBytes int64
+	spool   *spoolDir // nil: files are built in memory
 }
 
 // New returns a sink writing into store.
@@ -109,12 +115,20 @@ func New(store Store, opts Options) (*Sink, error) {
 	}
 	rg := opts.RowGroupBytes
 	if rg == 0 {
-		rg = 32 << 20
+		rg = 8 << 20
+	}
+	var spool *spoolDir
+	if opts.SpoolDir != "" {
+		var err error
+		if spool, err = openSpool(opts.SpoolDir); err != nil {
+			return nil, fmt.Errorf("parquet sink: %w", err)
+		}
 	}
 	return &Sink{
 		store:   store,
 		opts:    opts,
 		rgBytes: rg,
+		spool:   spool,
 		wopts: []pq.WriterOption{
 			pq.Compression(c),
 			pq.CreatedBy("sluice", opts.Version, "release"),
@@ -122,6 +136,29 @@ func New(store Store, opts Options) (*Sink, error) {
 			pq.WriteBufferSize(8 << 10),
 		},
 	}, nil
+}
+
+// Close removes the spool directory. The partitions must be done.
+func (s *Sink) Close() error {
+	if s.spool == nil {
+		return nil
+	}
+	return s.spool.close()
+}
+
+// SpoolPath is the directory files are built in ("" in memory).
+func (s *Sink) SpoolPath() string {
+	if s.spool == nil {
+		return ""
+	}
+	return s.spool.dir
+}
+
+func (s *Sink) newSpoolFile() (spoolFile, error) {
+	if s.spool == nil {
+		return new(memFile), nil
+	}
+	return s.spool.create()
 }
 
 // OpenPartition implements pipeline.Sink.
@@ -147,7 +184,7 @@ type fileKey struct {
 // not a writer each.
 type file struct {
 	key  fileKey
-	buf  *bytes.Buffer
+	out  spoolFile // nil until the file has a writer
 	ew   *pq.GenericWriter[EventRow]
 	rw   *pq.GenericWriter[RejectedRow]
 	rows int64
@@ -165,31 +202,49 @@ const stageRows = 400
 
 func (f *file) hasWriter() bool { return f.ew != nil || f.rw != nil }
 
+// size is the file's size so far: encoded bytes, or its staged rows.
 func (f *file) size() int64 {
-	switch {
-	case f.ew != nil:
-		return f.ew.Size() + openFileOverhead
-	case f.rw != nil:
-		return f.rw.Size() + openFileOverhead
-	}
-	return f.stagedBytes
-}
-
-// encodedSize is what the writer has encoded so far (not its buffers).
-func (f *file) encodedSize() int64 {
 	switch {
 	case f.ew != nil:
 		return f.ew.Size()
 	case f.rw != nil:
 		return f.rw.Size()
 	}
-	return 0
+	return f.stagedBytes
+}
+
+// rowGroupSize is what the writer holds of the open row group.
+func (f *file) rowGroupSize() int64 {
+	if !f.hasWriter() {
+		return 0
+	}
+	return f.size() - f.out.Len()
+}
+
+// memory is what the file holds in memory: its staged rows, or its
+// writer's buffers and open row group (and, built in memory, all of it).
+func (f *file) memory() int64 {
+	switch {
+	case !f.hasWriter():
+		return f.stagedBytes
+	case f.out.InMemory():
+		return f.size() + openFileOverhead
+	}
+	return f.rowGroupSize() + openFileOverhead
+}
+
+// flushRowGroup ends the open row group: its pages go to the file.
+func (f *file) flushRowGroup() error {
+	if f.ew != nil {
+		return f.ew.Flush()
+	}
+	return f.rw.Flush()
 }
 
 // closedFile is a finished file waiting for (another) upload attempt.
 type closedFile struct {
 	key  fileKey
-	data []byte
+	out  spoolFile
 	rows int64
 }
 
@@ -199,9 +254,11 @@ type Partition struct {
 	topic     string
 	partition int32
 
-	files   map[fileKey]*file
-	touched []*file
-	closed  []closedFile // non-nil between a failed upload and its retry
+	files    map[fileKey]*file
+	touched  []*file
+	closed   []closedFile // the files of the flush under way
+	flushing bool         // files closed, upload not done: Flush must be retried
+	broken   error        // a file could not be finished: the sink is unusable
 
 	// Row scratch shared by every file of the partition: open files keep
 	// no row buffers of their own.
@@ -230,30 +287,27 @@ func (p *Partition) file(k fileKey) *file {
 
 // openWriter gives f its writer and writes the staged rows to it.
 func (p *Partition) openWriter(f *file) error {
-	f.buf = new(bytes.Buffer)
-	var err error
+	out, err := p.sink.newSpoolFile()
+	if err != nil {
+		return err
+	}
+	f.out = out
 	if f.key.rejected {
 		if w, ok := p.sink.rejWriters.Get().(*pq.GenericWriter[RejectedRow]); ok {
-			w.Reset(f.buf)
+			w.Reset(f.out)
 			f.rw = w
 		} else {
-			f.rw = pq.NewGenericWriter[RejectedRow](f.buf, p.sink.wopts...)
+			f.rw = pq.NewGenericWriter[RejectedRow](f.out, p.sink.wopts...)
 		}
-		_, err = f.rw.Write(f.stagedRej)
+		err = writeChunked(f.rw, &p.rejRows, len(f.stagedRej), func(i int, r *RejectedRow) { *r = f.stagedRej[i] })
 	} else {
 		if w, ok := p.sink.evWriters.Get().(*pq.GenericWriter[EventRow]); ok {
-			w.Reset(f.buf)
+			w.Reset(f.out)
 			f.ew = w
 		} else {
-			f.ew = pq.NewGenericWriter[EventRow](f.buf, p.sink.wopts...)
+			f.ew = pq.NewGenericWriter[EventRow](f.out, p.sink.wopts...)
 		}
-		rows := p.evRows[:0]
-		for i := range f.staged {
-			rows = append(rows, f.staged[i].rowOf())
-		}
-		_, err = f.ew.Write(rows)
-		clear(rows)
-		p.evRows = rows[:0]
+		err = writeChunked(f.ew, &p.evRows, len(f.staged), func(i int, r *EventRow) { *r = f.staged[i].rowOf() })
 	}
 	f.staged, f.stagedRej, f.stagedBytes = nil, nil, 0
 	if err != nil {
@@ -262,9 +316,40 @@ func (p *Partition) openWriter(f *file) error {
 	return nil
 }
 
+// writeChunk is how many rows go to a writer at once. parquet-go turns a
+// column's buffered values into a page only after a Write, so a Write of a
+// whole batch (thousands of rows) grows every column buffer, and the pooled
+// buffers keep that size: 10,000-row writes held ~19 MiB per partition in
+// column buffers. 128 rows of this schema are about one 32 KiB page of the
+// widest columns.
+const writeChunk = 128
+
+// writeChunked writes n rows to w, writeChunk at a time, each filled by
+// fill(i, row) into the reused scratch slice.
+func writeChunked[T any](w *pq.GenericWriter[T], scratch *[]T, n int, fill func(i int, r *T)) error {
+	for done := 0; done < n; {
+		m := min(n-done, writeChunk)
+		rows := slices.Grow((*scratch)[:0], m)[:m]
+		for j := range rows {
+			fill(done+j, &rows[j])
+		}
+		_, err := w.Write(rows)
+		clear(rows) // drop references to the batch's strings
+		*scratch = rows[:0]
+		if err != nil {
+			return err
+		}
+		done += m
+	}
+	return nil
+}
+
 // Write implements pipeline.PartitionSink.
 func (p *Partition) Write(b *pipeline.Batch) error {
-	if p.closed != nil {
+	if p.broken != nil {
+		return p.broken
+	}
+	if p.flushing {
 		return errors.New("write while a flush is unfinished")
 	}
 	p.touched = p.touched[:0]
@@ -323,50 +408,54 @@ func (p *Partition) writeRows(f *file, b *pipeline.Batch) error {
 	}
 	var err error
 	if f.ew != nil {
-		rows := p.evRows[:0]
-		for _, i := range f.batch {
-			rows = append(rows, EventRow{})
-			eventRow(&rows[len(rows)-1], &b.Events[i])
-		}
-		_, err = f.ew.Write(rows)
-		clear(rows)
-		p.evRows = rows[:0]
+		err = writeChunked(f.ew, &p.evRows, len(f.batch), func(i int, r *EventRow) { eventRow(r, &b.Events[f.batch[i]]) })
 	} else {
-		rows := p.rejRows[:0]
-		for _, i := range f.batch {
-			rows = append(rows, RejectedRow{})
-			rejectedRow(&rows[len(rows)-1], &b.Events[i])
-		}
-		_, err = f.rw.Write(rows)
-		clear(rows)
-		p.rejRows = rows[:0]
+		err = writeChunked(f.rw, &p.rejRows, len(f.batch), func(i int, r *RejectedRow) { rejectedRow(r, &b.Events[f.batch[i]]) })
 	}
 	if err != nil {
 		return fmt.Errorf("parquet write %s: %w", p.name(f.key, 0, 0), err)
 	}
-	if buffered := f.encodedSize() - int64(f.buf.Len()); buffered >= p.sink.rgBytes {
-		if f.ew != nil {
-			err = f.ew.Flush()
-		} else {
-			err = f.rw.Flush()
-		}
-		if err != nil {
+	if f.rowGroupSize() >= p.sink.rgBytes {
+		if err := f.flushRowGroup(); err != nil {
 			return fmt.Errorf("parquet row group %s: %w", p.name(f.key, 0, 0), err)
 		}
 	}
 	return nil
 }
 
-// Pending implements pipeline.PartitionSink. Bytes include each open
-// writer's fixed overhead and the staged rows.
-func (p *Partition) Pending() (rows, bytes int64) {
+// minShrinkRowGroup: Shrink leaves smaller row groups open, so that memory
+// pressure does not cut files into row groups too small to read well.
+const minShrinkRowGroup = 1 << 20
+
+// Shrink implements pipeline.PartitionSink: the open row groups of files
+// built on disk (of at least minShrinkRowGroup) are written out.
+func (p *Partition) Shrink() error {
 	for _, f := range p.files {
-		bytes += f.size()
+		if !f.hasWriter() || f.out.InMemory() || f.rowGroupSize() < minShrinkRowGroup {
+			continue
+		}
+		if err := f.flushRowGroup(); err != nil {
+			return fmt.Errorf("parquet row group %s: %w", p.name(f.key, 0, 0), err)
+		}
+	}
+	return nil
+}
+
+// Pending implements pipeline.PartitionSink. Memory includes each open
+// writer's fixed overhead and the staged rows.
+func (p *Partition) Pending() pipeline.Buffered {
+	b := pipeline.Buffered{Rows: p.pendingRows}
+	for _, f := range p.files {
+		b.Bytes += f.size()
+		b.Memory += f.memory()
 	}
 	for _, c := range p.closed {
-		bytes += int64(len(c.data))
+		b.Bytes += c.out.Len()
+		if c.out.InMemory() {
+			b.Memory += c.out.Len()
+		}
 	}
-	return p.pendingRows, bytes
+	return b
 }
 
 // name is the object key of a file for the flush [first, last].
@@ -382,30 +471,37 @@ func (p *Partition) name(k fileKey, first, last int64) string {
 
 // Flush implements pipeline.PartitionSink.
 func (p *Partition) Flush(ctx context.Context, first, last int64) (pipeline.FlushResult, error) {
-	if p.closed == nil {
-		closed, err := p.closeFiles()
-		if err != nil {
-			return pipeline.FlushResult{}, err
+	if p.broken != nil {
+		return pipeline.FlushResult{}, p.broken
+	}
+	if !p.flushing {
+		if err := p.closeFiles(); err != nil {
+			// Retrying cannot help (a full spool disk, a writer
+			// error): the range must be re-run by a new owner.
+			p.broken = fmt.Errorf("%w: %w", pipeline.ErrSinkBroken, err)
+			return pipeline.FlushResult{}, p.broken
 		}
-		p.closed = closed
+		p.flushing = true
 	}
 	res := pipeline.FlushResult{Files: make([]pipeline.FileInfo, 0, len(p.closed))}
 	for _, c := range p.closed {
 		key := p.name(c.key, first, last)
-		if err := p.sink.store.Put(ctx, key, bytes.NewReader(c.data), int64(len(c.data))); err != nil {
+		if err := p.sink.store.Put(ctx, key, c.out.Reader(), c.out.Len()); err != nil {
 			return pipeline.FlushResult{}, fmt.Errorf("upload %s: %w", key, err)
 		}
 		failpoint.Hit("upload")
-		res.Files = append(res.Files, pipeline.FileInfo{Key: key, Rows: c.rows, Bytes: int64(len(c.data)), Rejected: c.key.rejected})
+		res.Files = append(res.Files, pipeline.FileInfo{Key: key, Rows: c.rows, Bytes: c.out.Len(), Rejected: c.key.rejected})
 	}
-	p.closed = nil
+	p.release()
+	p.flushing = false
 	p.pendingRows = 0
 	return res, nil
 }
 
-// closeFiles finishes every open file, in a fixed order (events before
-// rejected, by hour), so that re-running a range uploads in the same order.
-func (p *Partition) closeFiles() ([]closedFile, error) {
+// closeFiles finishes every open file into p.closed, in a fixed order
+// (events before rejected, by hour), so that re-running a range uploads in
+// the same order.
+func (p *Partition) closeFiles() error {
 	keys := make([]fileKey, 0, len(p.files))
 	for k := range p.files {
 		keys = append(keys, k)
@@ -419,12 +515,11 @@ func (p *Partition) closeFiles() ([]closedFile, error) {
 		}
 		return int(a.hour - b.hour)
 	})
-	closed := make([]closedFile, 0, len(keys))
 	for _, k := range keys {
 		f := p.files[k]
 		if !f.hasWriter() {
 			if err := p.openWriter(f); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		var err error
@@ -438,17 +533,31 @@ func (p *Partition) closeFiles() ([]closedFile, error) {
 			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("parquet close: %w", err)
+			return fmt.Errorf("parquet close %s: %w", p.name(k, 0, 0), err)
 		}
-		closed = append(closed, closedFile{key: k, data: f.buf.Bytes(), rows: f.rows})
+		p.closed = append(p.closed, closedFile{key: k, out: f.out, rows: f.rows})
+		delete(p.files, k)
 	}
-	clear(p.files)
-	return closed, nil
+	return nil
+}
+
+// release drops the closed files (uploaded, or given up).
+func (p *Partition) release() {
+	for _, c := range p.closed {
+		c.out.Release()
+	}
+	p.closed = nil
 }
 
 // Discard implements pipeline.PartitionSink.
 func (p *Partition) Discard() {
-	clear(p.files)
-	p.closed = nil
+	for k, f := range p.files {
+		if f.out != nil {
+			f.out.Release()
+		}
+		delete(p.files, k)
+	}
+	p.release()
+	p.flushing, p.broken = false, nil
 	p.pendingRows = 0
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	pq "github.com/parquet-go/parquet-go"
+
 	"github.com/sluicedata/sluice/internal/arrowread"
 	"github.com/sluicedata/sluice/pipeline"
 	"github.com/sluicedata/sluice/sinks/objstore"
@@ -51,8 +53,8 @@ func TestFlushLayoutAndSchema(t *testing.T) {
 	if err := p.Write(batch()); err != nil {
 		t.Fatal(err)
 	}
-	if rows, _ := p.Pending(); rows != 4 {
-		t.Errorf("pending rows %d, want 4 (dropped not counted)", rows)
+	if b := p.Pending(); b.Rows != 4 {
+		t.Errorf("pending rows %d, want 4 (dropped not counted)", b.Rows)
 	}
 	res, err := p.Flush(context.Background(), 10, 14)
 	if err != nil {
@@ -70,8 +72,8 @@ func TestFlushLayoutAndSchema(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if rows, bytes := p.Pending(); rows != 0 || bytes != 0 {
-		t.Errorf("pending after flush: %d rows %d bytes", rows, bytes)
+	if b := p.Pending(); b != (pipeline.Buffered{}) {
+		t.Errorf("pending after flush: %+v", b)
 	}
 
 	ev, err := arrowread.Read(context.Background(), filepath.Join(dir, want[0]), -1)
@@ -199,11 +201,26 @@ func (f *failing) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	return f.Dir.Put(ctx, key, r, size)
 }
 
-func TestFlushRetryKeepsData(t *testing.T) {
+// bothModes runs f with files built in memory and on disk.
+func bothModes(t *testing.T, f func(t *testing.T, o Options)) {
+	t.Run("memory", func(t *testing.T) { f(t, Options{}) })
+	t.Run("spool", func(t *testing.T) {
+		spool := t.TempDir()
+		f(t, Options{SpoolDir: spool})
+		if left, _ := filepath.Glob(filepath.Join(spool, spoolPrefix+"*", "*.part")); len(left) != 0 {
+			t.Errorf("spool files left: %v", left)
+		}
+	})
+}
+
+func TestFlushRetryKeepsData(t *testing.T) { bothModes(t, testFlushRetryKeepsData) }
+
+func testFlushRetryKeepsData(t *testing.T, o Options) {
 	dir := t.TempDir()
 	d, _ := objstore.NewDir(dir)
 	store := &failing{Dir: d, n: 2}
-	s, _ := New(store, Options{})
+	s, _ := New(store, o)
+	defer s.Close()
 	p, _ := s.OpenPartition("events", 3)
 	if err := p.Write(batch()); err != nil {
 		t.Fatal(err)
@@ -257,10 +274,13 @@ func TestOptionsValidate(t *testing.T) {
 
 // TestStagedThenStreamed: a file starts staged and gets a writer past
 // stageRows; every row and every nullable value survives both paths.
-func TestStagedThenStreamed(t *testing.T) {
+func TestStagedThenStreamed(t *testing.T) { bothModes(t, testStagedThenStreamed) }
+
+func testStagedThenStreamed(t *testing.T, o Options) {
 	dir := t.TempDir()
 	store, _ := objstore.NewDir(dir)
-	s, _ := New(store, Options{})
+	s, _ := New(store, o)
+	defer s.Close()
 	p, _ := s.OpenPartition("events", 1)
 	const n = 3*stageRows + 17
 	var off int64
@@ -280,7 +300,7 @@ func TestStagedThenStreamed(t *testing.T) {
 		if err := p.Write(b); err != nil {
 			t.Fatal(err)
 		}
-		if _, bytes := p.Pending(); bytes <= 0 {
+		if b := p.Pending(); b.Bytes <= 0 || b.Memory <= 0 {
 			t.Fatal("no pending bytes")
 		}
 	}
@@ -346,5 +366,191 @@ func TestReusedWritersReproduce(t *testing.T) {
 		if !sameRows(t, first[k], again[k]) {
 			t.Errorf("%s differs when written by a reused writer", k)
 		}
+	}
+}
+
+// spoolFiles lists the files being built in s's spool directory.
+func spoolFiles(t *testing.T, s *Sink) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(s.SpoolPath(), "*.part"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// eventsBatch is n kept events from offset off, all in one hour.
+func eventsBatch(off int64, n int) *pipeline.Batch {
+	b := &pipeline.Batch{Topic: "events", Partition: 1}
+	for i := range int64(n) {
+		o := off + i
+		b.Events = append(b.Events, pipeline.Event{Topic: "events", Partition: 1, Offset: o, KafkaTime: t0 + o,
+			EventID: fmt.Sprintf("%08d-%x", o, o*7919), EventName: "page_view", SessionID: fmt.Sprint(o * 31),
+			PageURL: fmt.Sprintf("https://shop.example/p/%d?q=%x", o%977, o*104729)})
+	}
+	return b
+}
+
+// TestSpoolHoldsFilesOnDisk: past its first row group a file's bytes are
+// on disk and out of the memory count; a flush uploads, and leaves nothing
+// behind; Discard and Close clean up.
+func TestSpoolHoldsFilesOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	store, _ := objstore.NewDir(dir)
+	s, err := New(store, Options{SpoolDir: t.TempDir(), RowGroupBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.OpenPartition("events", 1)
+	var off int64
+	for range 20 {
+		if err := p.Write(eventsBatch(off, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		off += 1000
+	}
+	b := p.Pending()
+	if len(spoolFiles(t, s)) != 1 {
+		t.Fatalf("spool files %v, want one", spoolFiles(t, s))
+	}
+	if b.Memory >= b.Bytes {
+		t.Errorf("built on disk, memory %d should be under the file's %d bytes", b.Memory, b.Bytes)
+	}
+	if b.Memory > 64<<10+openFileOverhead+64<<10 {
+		t.Errorf("memory %d: more than an open row group and a writer", b.Memory)
+	}
+	res, err := p.Flush(context.Background(), 0, off-1)
+	if err != nil || len(res.Files) != 1 || res.Files[0].Rows != off {
+		t.Fatalf("flush %+v %v", res, err)
+	}
+	got, err := arrowread.Read(context.Background(), filepath.Join(dir, res.Files[0].Key), -1)
+	if err != nil || int64(len(got.Rows)) != off {
+		t.Fatalf("read back: %v rows, %v", len(got.Rows), err)
+	}
+	if left := spoolFiles(t, s); len(left) != 0 {
+		t.Errorf("spool files after the flush: %v", left)
+	}
+
+	if err := p.Write(eventsBatch(off, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if len(spoolFiles(t, s)) != 1 {
+		t.Fatal("no spool file for the next range")
+	}
+	p.Discard()
+	if left := spoolFiles(t, s); len(left) != 0 {
+		t.Errorf("spool files after Discard: %v", left)
+	}
+	spool := s.SpoolPath()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(spool); !os.IsNotExist(err) {
+		t.Errorf("spool directory %s still there after Close (%v)", spool, err)
+	}
+}
+
+// TestShrinkEndsRowGroups: memory pressure makes more row groups, not
+// more files, and every row is in the file.
+func TestShrinkEndsRowGroups(t *testing.T) {
+	dir := t.TempDir()
+	store, _ := objstore.NewDir(dir)
+	s, _ := New(store, Options{SpoolDir: t.TempDir(), RowGroupBytes: 1 << 30})
+	defer s.Close()
+	p, _ := s.OpenPartition("events", 1)
+	var off int64
+	shrinks := 0
+	for range 40 {
+		p.Write(eventsBatch(off, 2000))
+		off += 2000
+		before := p.Pending().Memory
+		if err := p.Shrink(); err != nil {
+			t.Fatal(err)
+		}
+		if after := p.Pending().Memory; after < before {
+			shrinks++
+			if after > openFileOverhead+minShrinkRowGroup {
+				t.Errorf("memory %d after Shrink", after)
+			}
+		}
+	}
+	if shrinks < 2 {
+		t.Fatalf("Shrink freed memory %d times", shrinks)
+	}
+	res, err := p.Flush(context.Background(), 0, off-1)
+	if err != nil || len(res.Files) != 1 {
+		t.Fatalf("flush %+v %v", res, err)
+	}
+	f, err := os.Open(filepath.Join(dir, res.Files[0].Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	pf, err := pq.OpenFile(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(pf.RowGroups()); n < shrinks || pf.NumRows() != off {
+		t.Errorf("%d row groups, %d rows; want at least %d row groups, %d rows", n, pf.NumRows(), shrinks, off)
+	}
+}
+
+// TestSpoolCleansDeadProcessDirs: directories of dead processes (their
+// lock free) are removed at start; a live one's (locked) is kept.
+func TestSpoolCleansDeadProcessDirs(t *testing.T) {
+	parent := t.TempDir()
+	dead := filepath.Join(parent, spoolPrefix+"dead")
+	os.MkdirAll(dead, 0o755)
+	os.WriteFile(filepath.Join(dead, "7.parquet.part"), []byte("PAR1"), 0o600)
+	os.WriteFile(filepath.Join(dead, ".lock"), nil, 0o600)
+	live, err := openSpool(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.close()
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("dead process's spool %s not removed", dead)
+	}
+	second, err := openSpool(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.close()
+	if _, err := os.Stat(live.dir); err != nil {
+		t.Errorf("a live process's spool was removed: %v", err)
+	}
+	if second.dir == live.dir {
+		t.Error("two processes share a spool directory")
+	}
+}
+
+// brokenSpool fails every write, as a full disk does.
+type brokenSpool struct{ memFile }
+
+func (b *brokenSpool) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestBrokenSpoolStopsTheFlush: a file that cannot be finished is not
+// retried as if the store were down: Flush says ErrSinkBroken, and keeps
+// saying it.
+func TestBrokenSpoolStopsTheFlush(t *testing.T) {
+	store, _ := objstore.NewDir(t.TempDir())
+	s, _ := New(store, Options{})
+	p, _ := s.OpenPartition("events", 1)
+	if err := p.Write(eventsBatch(0, stageRows+10)); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range p.(*Partition).files {
+		f.out = &brokenSpool{}
+		f.ew.Reset(f.out)
+	}
+	for range 2 {
+		if _, err := p.Flush(context.Background(), 0, stageRows+9); !errors.Is(err, pipeline.ErrSinkBroken) {
+			t.Fatalf("flush: %v, want ErrSinkBroken", err)
+		}
+	}
+	p.Discard()
+	if err := p.Write(eventsBatch(0, 10)); err != nil {
+		t.Errorf("write after Discard: %v", err)
 	}
 }
