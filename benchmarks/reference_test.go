@@ -60,25 +60,47 @@ func BenchmarkReference(b *testing.B) {
 	if err := geodb.Write(geoPath, geodb.ReferenceRecords(synth.ReferenceNetworks()), 1); err != nil {
 		b.Fatal(err)
 	}
-	configs := []struct {
-		parts int32
-		procs []int
-	}{{1, []int{2}}, {8, []int{1, 2}}, {64, []int{2}}}
-	only := os.Getenv("SLUICE_BENCH_CONFIGS") // e.g. "8/2,64/2": partitions/gomaxprocs
-	for _, c := range configs {
-		var names []string
-		for _, procs := range c.procs {
-			if only == "" || slices.Contains(strings.Split(only, ","), fmt.Sprintf("%d/%d", c.parts, procs)) {
-				names = append(names, fmt.Sprintf("partitions=%d/gomaxprocs=%d", c.parts, procs))
+	// budget: in a 256 MiB container sluice caps sink.memory_limit at a
+	// quarter (64 MiB) and gives the Go runtime a soft limit of 80%
+	// (cmd/sluice planMemory); the benchmark sets the same two values.
+	type refConfig struct {
+		parts  int32
+		procs  int
+		budget bool
+	}
+	name := func(c refConfig) string {
+		n := fmt.Sprintf("partitions=%d/gomaxprocs=%d", c.parts, c.procs)
+		if c.budget {
+			n += "/budget=256MiB"
+		}
+		return n
+	}
+	key := func(c refConfig) string {
+		k := fmt.Sprintf("%d/%d", c.parts, c.procs)
+		if c.budget {
+			k += "/256MiB"
+		}
+		return k
+	}
+	groups := [][]refConfig{
+		{{1, 2, false}},
+		{{8, 1, false}, {8, 2, false}, {8, 2, true}},
+		{{64, 2, false}},
+	}
+	only := os.Getenv("SLUICE_BENCH_CONFIGS") // e.g. "8/2,64/2,8/2/256MiB": partitions/gomaxprocs[/budget]
+	for _, group := range groups {
+		var run []refConfig
+		for _, c := range group {
+			if only == "" || slices.Contains(strings.Split(only, ","), key(c)) {
+				run = append(run, c)
 			}
 		}
-		if len(names) == 0 {
+		if len(run) == 0 {
 			continue
 		}
-		kc, size := preloadReference(b, c.parts, n)
-		for _, name := range names {
-			var procs int
-			fmt.Sscanf(name, "partitions=%d/gomaxprocs=%d", new(int32), &procs)
+		kc, size := preloadReference(b, group[0].parts, n)
+		for _, c := range run {
+			name := name(c)
 			b.Run(name, func(b *testing.B) {
 				var r refResult
 				for i := 0; i < b.N; i++ {
@@ -86,7 +108,7 @@ func BenchmarkReference(b *testing.B) {
 					if v := os.Getenv("SLUICE_BENCH_PROFILE"); v != "" {
 						prof = v == name
 					}
-					r = runReference(b, kc, c.parts, procs, n, size, geoPath, i, prof)
+					r = runReference(b, kc, c.parts, c.procs, c.budget, n, size, geoPath, i, prof)
 				}
 				r.Name = name
 				refResults = append(refResults, r)
@@ -154,23 +176,29 @@ func metricF(addr, name string) float64 {
 	return -1
 }
 
-func runReference(b *testing.B, kc *kfake.Cluster, parts int32, procs, n int, size int64, geoPath string, iter int, prof bool) refResult {
+func runReference(b *testing.B, kc *kfake.Cluster, parts int32, procs int, budget bool, n int, size int64, geoPath string, iter int, prof bool) refResult {
 	bin := testkit.Binary(b)
 	out := b.TempDir()
 	listen := freePort(b)
 	cfg := filepath.Join(b.TempDir(), "sluice.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`kafka: {brokers: [%s], topics: [events], group: ref-%d-%d-%d}
+	sinkExtra, env := "", []string{}
+	if budget {
+		sinkExtra = ", memory_limit: 64MiB"
+		env = append(env, fmt.Sprintf("GOMEMLIMIT=%d", (256<<20)/5*4))
+	}
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`kafka: {brokers: [%s], topics: [events], group: ref-%d-%d-%v-%d}
 stages:
   - {type: decode}
   - {type: geo, database: %s}
   - {type: useragent}
   - {type: pseudonymize, key_env: BENCH_KEY, key_id: k1}
   - {type: dedupe, key: event_id, window: 10m}
-sink: {url: "file://%s"}
+sink: {url: "file://%s"%s}
 observability: {listen: "%s", log_level: warn, pprof: true}
-`, kc.ListenAddrs()[0], parts, procs, iter, geoPath, out, listen)), 0o644)
+`, kc.ListenAddrs()[0], parts, procs, budget, iter, geoPath, out, sinkExtra, listen)), 0o644)
 	cmd := exec.Command(bin, "run", "--config", cfg)
 	cmd.Env = append(os.Environ(), "BENCH_KEY=reference-benchmark-key-0123456789", fmt.Sprintf("GOMAXPROCS=%d", procs))
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"flag"
-	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 )
 
@@ -21,7 +19,7 @@ func cmdRun(args []string) error {
 		return err
 	}
 	log := newLogger(cfg.Observability)
-	setMemoryLimit(int64(cfg.Sink.MemoryLimit), log)
+	setMemoryLimit(&cfg, log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -60,19 +58,4 @@ func cmdRun(args []string) error {
 	s := r.Stats().Snapshot()
 	log.Info("sluice stopped", "records", s.RecordsIn, "flushed", s.RecordsFlushed, "files", s.FilesWritten, "rejected", s.EventsRejected)
 	return nil
-}
-
-// setMemoryLimit gives the Go runtime a soft limit of twice
-// sink.memory_limit (the buffers) plus 256 MiB for the rest of the process,
-// unless GOMEMLIMIT is set: the GC works harder near it instead of letting
-// garbage grow the footprint without bound. A tighter limit (1.5x + 192
-// MiB) made the GC thrash at 64 partitions: 33% of the CPU in GC and
-// allocation, 87k instead of 99k events per CPU-second.
-func setMemoryLimit(buffers int64, log *slog.Logger) {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return
-	}
-	limit := 2*buffers + 256<<20
-	debug.SetMemoryLimit(limit)
-	log.Debug("go memory limit", "bytes", limit)
 }

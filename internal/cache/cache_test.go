@@ -8,7 +8,7 @@ import (
 )
 
 func TestTwoGenBoundAndPromotion(t *testing.T) {
-	c := New[int](3)
+	c := New[string, int](3)
 	for i := range 3 {
 		c.Put(fmt.Sprint(i), i)
 	}
@@ -35,7 +35,7 @@ func TestTwoGenBoundAndPromotion(t *testing.T) {
 }
 
 func TestTwoGenKeyIsCopied(t *testing.T) {
-	c := New[int](10)
+	c := New[string, int](10)
 	b := []byte("abc")
 	c.Put(unsafe.String(&b[0], len(b)), 1) // a key aliasing a buffer, as decode's are
 	b[0] = 'x'
@@ -46,7 +46,7 @@ func TestTwoGenKeyIsCopied(t *testing.T) {
 
 // TestTwoGenConcurrent is for -race: many goroutines over one cache.
 func TestTwoGenConcurrent(t *testing.T) {
-	c := New[string](100)
+	c := New[string, string](100)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)

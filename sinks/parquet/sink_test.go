@@ -403,7 +403,7 @@ func TestSpoolHoldsFilesOnDisk(t *testing.T) {
 	}
 	p, _ := s.OpenPartition("events", 1)
 	var off int64
-	for range 20 {
+	for range 60 {
 		if err := p.Write(eventsBatch(off, 1000)); err != nil {
 			t.Fatal(err)
 		}

@@ -21,6 +21,7 @@ import (
 	geoip2 "github.com/oschwald/geoip2-golang/v2"
 	"github.com/oschwald/maxminddb-golang/v2"
 
+	"github.com/sluicedata/sluice/internal/cache"
 	"github.com/sluicedata/sluice/pipeline"
 )
 
@@ -171,6 +172,10 @@ type Database struct {
 
 	mu  sync.RWMutex // held for reading while a batch uses cur
 	cur *loaded
+
+	// anonymized caches the text of masked addresses for every partition
+	// (a pure function of the address, whatever the database).
+	anonymized *cache.TwoGen[netip.Addr, string]
 }
 
 // Open maps the database at path. A missing, corrupt or wrong-type file is
@@ -183,7 +188,7 @@ func Open(path string, log *slog.Logger) (*Database, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Database{path: path, log: log, cur: l}
+	d := &Database{path: path, log: log, cur: l, anonymized: cache.New[netip.Addr, string](maxAnonymized)}
 	d.stats.BuildEpoch.Store(int64(l.r.Metadata.BuildEpoch))
 	d.stats.LoadedAtEpoch.Store(time.Now().Unix())
 	return d, nil
@@ -273,12 +278,12 @@ func (o Options) Validate() error {
 
 // Stage enriches events of one partition from a shared Database.
 type Stage struct {
-	db         *Database
-	keep4      int // prefix bits kept
-	keep6      int
-	anonymized map[netip.Addr]string // masked address → its text
+	db    *Database
+	keep4 int // prefix bits kept
+	keep6 int
 }
 
+// maxAnonymized is the anonymized-address cache size per generation.
 const maxAnonymized = 1 << 16
 
 // New returns a stage over db.
@@ -296,10 +301,9 @@ func New(db *Database, o Options) (*Stage, error) {
 		return v
 	}
 	return &Stage{
-		db:         db,
-		keep4:      32 - bits(o.IPv4Bits, 8),
-		keep6:      128 - bits(o.IPv6Bits, 80),
-		anonymized: make(map[netip.Addr]string),
+		db:    db,
+		keep4: 32 - bits(o.IPv4Bits, 8),
+		keep6: 128 - bits(o.IPv6Bits, 80),
 	}, nil
 }
 
@@ -360,13 +364,10 @@ func (s *Stage) anonymize(ip netip.Addr) string {
 		return ""
 	}
 	masked := p.Addr()
-	if txt, ok := s.anonymized[masked]; ok {
+	if txt, ok := s.db.anonymized.Get(masked); ok {
 		return txt
 	}
-	if len(s.anonymized) >= maxAnonymized {
-		clear(s.anonymized)
-	}
 	txt := masked.String()
-	s.anonymized[masked] = txt
+	s.db.anonymized.Put(masked, txt)
 	return txt
 }

@@ -101,17 +101,17 @@ type Options struct {
 	CacheSize int
 	// Cache, if set, is shared by the stages of every partition (made with
 	// NewCache); otherwise each stage makes its own of CacheSize.
-	Cache *cache.TwoGen[string]
+	Cache *cache.TwoGen[string, string]
 }
 
 // NewCache returns a pseudonym cache of size entries per generation
 // (default 50,000 when size <= 0) for Options.Cache. A cache belongs to
 // one key configuration: pseudonyms are cached by raw id only.
-func NewCache(size int) *cache.TwoGen[string] {
+func NewCache(size int) *cache.TwoGen[string, string] {
 	if size <= 0 {
 		size = 50_000
 	}
-	return cache.New[string](size)
+	return cache.New[string, string](size)
 }
 
 // Validate reports every problem of o.
@@ -137,7 +137,7 @@ type Stage struct {
 	mac     hash.Hash
 	sum     []byte
 	hexbuf  [2 * sha256.Size]byte
-	cache   *cache.TwoGen[string]
+	cache   *cache.TwoGen[string, string]
 	session bool
 	props   []string
 	parser  fastjson.Parser

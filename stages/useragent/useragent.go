@@ -69,7 +69,7 @@ func looksAutomated(s string) bool {
 // partition, safe for concurrent use, and holds at most twice its size in
 // entries (cache.TwoGen).
 type Cache struct {
-	*cache.TwoGen[*pipeline.UserAgent]
+	*cache.TwoGen[string, *pipeline.UserAgent]
 }
 
 // NewCache returns a cache of about size entries per generation (default
@@ -78,7 +78,7 @@ func NewCache(size int) *Cache {
 	if size <= 0 {
 		size = 10000
 	}
-	return &Cache{cache.New[*pipeline.UserAgent](size)}
+	return &Cache{cache.New[string, *pipeline.UserAgent](size)}
 }
 
 // Get returns the parse of s, parsing it on a miss.
