@@ -99,8 +99,23 @@ func BenchmarkReference(b *testing.B) {
 			continue
 		}
 		kc, size := preloadReference(b, group[0].parts, n)
+		type variant struct {
+			c    refConfig
+			name string
+			bin  string
+		}
+		var variants []variant
 		for _, c := range run {
-			name := name(c)
+			// SLUICE_BENCH_BEFORE: another sluice binary (an earlier
+			// build) run on the same data right before this one, for
+			// before/after figures from one run.
+			if before := os.Getenv("SLUICE_BENCH_BEFORE"); before != "" && !c.budget {
+				variants = append(variants, variant{c, name(c) + "/before", before})
+			}
+			variants = append(variants, variant{c, name(c), ""})
+		}
+		for _, v := range variants {
+			c, name := v.c, v.name
 			b.Run(name, func(b *testing.B) {
 				var r refResult
 				for i := 0; i < b.N; i++ {
@@ -108,7 +123,7 @@ func BenchmarkReference(b *testing.B) {
 					if v := os.Getenv("SLUICE_BENCH_PROFILE"); v != "" {
 						prof = v == name
 					}
-					r = runReference(b, kc, c.parts, c.procs, c.budget, n, size, geoPath, i, prof)
+					r = runReference(b, v.bin, kc, c.parts, c.procs, c.budget, n, size, geoPath, i, prof)
 				}
 				r.Name = name
 				refResults = append(refResults, r)
@@ -176,8 +191,11 @@ func metricF(addr, name string) float64 {
 	return -1
 }
 
-func runReference(b *testing.B, kc *kfake.Cluster, parts int32, procs int, budget bool, n int, size int64, geoPath string, iter int, prof bool) refResult {
-	bin := testkit.Binary(b)
+func runReference(b *testing.B, bin string, kc *kfake.Cluster, parts int32, procs int, budget bool, n int, size int64, geoPath string, iter int, prof bool) refResult {
+	before := bin != ""
+	if !before {
+		bin = testkit.Binary(b)
+	}
 	out := b.TempDir()
 	listen := freePort(b)
 	cfg := filepath.Join(b.TempDir(), "sluice.yaml")
@@ -186,7 +204,7 @@ func runReference(b *testing.B, kc *kfake.Cluster, parts int32, procs int, budge
 		sinkExtra = ", memory_limit: 64MiB"
 		env = append(env, fmt.Sprintf("GOMEMLIMIT=%d", (256<<20)/5*4))
 	}
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`kafka: {brokers: [%s], topics: [events], group: ref-%d-%d-%v-%d}
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`kafka: {brokers: [%s], topics: [events], group: ref-%d-%d-%v-%v-%d}
 stages:
   - {type: decode}
   - {type: geo, database: %s}
@@ -195,7 +213,7 @@ stages:
   - {type: dedupe, key: event_id, window: 10m}
 sink: {url: "file://%s"%s}
 observability: {listen: "%s", log_level: warn, pprof: true}
-`, kc.ListenAddrs()[0], parts, procs, budget, iter, geoPath, out, sinkExtra, listen)), 0o644)
+`, kc.ListenAddrs()[0], parts, procs, budget, before, iter, geoPath, out, sinkExtra, listen)), 0o644)
 	cmd := exec.Command(bin, "run", "--config", cfg)
 	cmd.Env = append(os.Environ(), "BENCH_KEY=reference-benchmark-key-0123456789", fmt.Sprintf("GOMAXPROCS=%d", procs))
 	cmd.Env = append(cmd.Env, env...)
