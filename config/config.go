@@ -155,7 +155,8 @@ type Sink struct {
 	RowGroupSize ByteSize `yaml:"row_group_size"`
 	// MemoryLimit bounds the memory of the output being built: when all
 	// partitions together pass it, the partitions holding the most first
-	// write their open row groups to the spool, then flush early. Default
+	// write their open row groups to the spool, then flush early. In a
+	// container it is capped at a quarter of the memory limit. Default
 	// 512MiB.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
 	// SpoolDir is the local directory files are built in until they are

@@ -184,7 +184,8 @@ func NewRunner(opts Options, stages StageFactory, sink Sink, log *slog.Logger) (
 // Stats returns the runner's running totals.
 func (r *Runner) Stats() *Stats { return &r.stats }
 
-// Buffered returns the bytes buffered by all partitions.
+// Buffered returns the memory of the output all partitions are building
+// (PartitionSink.Pending().Memory).
 func (r *Runner) Buffered() int64 { return r.buffered.Load() }
 
 // Lag returns, per assigned topic and partition, how many records the
