@@ -223,7 +223,7 @@ func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory
 		SpoolDir:        spoolDir(cfg.Sink.SpoolDir),
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sink.spool_dir %q: %w", cfg.Sink.SpoolDir, err)
 	}
 	r, err := pipeline.NewRunner(pipeline.Options{
 		State:           stateStore{store},
