@@ -256,11 +256,10 @@ type Partition struct {
 	topic     string
 	partition int32
 
-	files    map[fileKey]*file
-	touched  []*file
-	closed   []closedFile // the files of the flush under way
-	flushing bool         // files closed, upload not done: Flush must be retried
-	broken   error        // a file could not be finished: the sink is unusable
+	files   map[fileKey]*file
+	touched []*file
+	closed  []closedFile // files closed, upload not done: Flush must be retried
+	broken  error        // a file could not be finished: the sink is unusable
 
 	// Row scratch shared by every file of the partition: open files keep
 	// no row buffers of their own.
@@ -351,7 +350,7 @@ func (p *Partition) Write(b *pipeline.Batch) error {
 	if p.broken != nil {
 		return p.broken
 	}
-	if p.flushing {
+	if len(p.closed) > 0 {
 		return errors.New("write while a flush is unfinished")
 	}
 	p.touched = p.touched[:0]
@@ -476,14 +475,13 @@ func (p *Partition) Flush(ctx context.Context, first, last int64) (pipeline.Flus
 	if p.broken != nil {
 		return pipeline.FlushResult{}, p.broken
 	}
-	if !p.flushing {
+	if len(p.closed) == 0 {
 		if err := p.closeFiles(); err != nil {
 			// Retrying cannot help (a full spool disk, a writer
 			// error): the range must be re-run by a new owner.
 			p.broken = fmt.Errorf("%w: %w", pipeline.ErrSinkBroken, err)
 			return pipeline.FlushResult{}, p.broken
 		}
-		p.flushing = true
 	}
 	res := pipeline.FlushResult{Files: make([]pipeline.FileInfo, 0, len(p.closed))}
 	for _, c := range p.closed {
@@ -495,7 +493,6 @@ func (p *Partition) Flush(ctx context.Context, first, last int64) (pipeline.Flus
 		res.Files = append(res.Files, pipeline.FileInfo{Key: key, Rows: c.rows, Bytes: c.out.Len(), Rejected: c.key.rejected})
 	}
 	p.release()
-	p.flushing = false
 	p.pendingRows = 0
 	return res, nil
 }
@@ -553,13 +550,13 @@ func (p *Partition) release() {
 
 // Discard implements pipeline.PartitionSink.
 func (p *Partition) Discard() {
-	for k, f := range p.files {
+	for _, f := range p.files {
 		if f.out != nil {
 			f.out.Release()
 		}
-		delete(p.files, k)
 	}
+	clear(p.files)
 	p.release()
-	p.flushing, p.broken = false, nil
+	p.broken = nil
 	p.pendingRows = 0
 }
