@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -277,5 +278,65 @@ func TestMemoryLimitShrinksBeforeFlushing(t *testing.T) {
 			}
 			checkOnce(t, dir, testkit.EndOffsets(t, brokers, topic))
 		})
+	}
+}
+
+// brokenSink's partitions cannot finish a file: every Flush wraps
+// ErrSinkBroken, as a full spool disk makes the Parquet sink do.
+type brokenSink struct{ pipeline.Sink }
+
+type brokenPartition struct{ pipeline.PartitionSink }
+
+func (s brokenSink) OpenPartition(topic string, p int32) (pipeline.PartitionSink, error) {
+	ps, err := s.Sink.OpenPartition(topic, p)
+	return brokenPartition{ps}, err
+}
+
+func (brokenPartition) Flush(context.Context, int64, int64) (pipeline.FlushResult, error) {
+	return pipeline.FlushResult{}, fmt.Errorf("parquet close: %w", pipeline.ErrSinkBroken)
+}
+
+// TestBrokenSinkStopsTheRunner: a sink that says retrying cannot help stops
+// the process with that error (no endless retry), commits nothing, and
+// writes nothing.
+func TestBrokenSinkStopsTheRunner(t *testing.T) {
+	const topic = "events"
+	kc := testkit.Kafka(t, topic, 1)
+	brokers := kc.ListenAddrs()
+	dir := t.TempDir()
+	store, _ := objstore.NewDir(dir)
+	produce(t, brokers, topic, 2000, 4, 0)
+	sink, err := pqsink.New(store, pqsink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := pipeline.NewRunner(pipeline.Options{
+		Brokers: brokers, Topics: []string{topic}, Group: "g", SessionTimeout: 6 * time.Second,
+		RollMaxRows: 500, RetryBackoff: 10 * time.Millisecond,
+	}, func(string, int32) ([]pipeline.Stage, error) { return []pipeline.Stage{decode.New()}, nil }, brokenSink{sink}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, pipeline.ErrSinkBroken) {
+			t.Fatalf("runner stopped with %v, want ErrSinkBroken", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("runner still retrying a broken sink after 30s")
+	}
+	if n := r.Stats().FlushErrors.Load(); n > 1 {
+		t.Errorf("%d flush retries of a broken sink", n)
+	}
+	for p, off := range testkit.Committed(t, brokers, "g", topic) {
+		if off > 0 {
+			t.Errorf("partition %d committed %d with nothing written", p, off)
+		}
+	}
+	if n := testkit.ReadOutput(t, dir).Total(); n != 0 {
+		t.Errorf("%d rows written by a broken sink", n)
 	}
 }
