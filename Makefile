@@ -12,6 +12,11 @@ VERSITYGW_VERSION ?= v1.8.0
 # helm renders and lints the chart in the tests.
 HELM_VERSION ?= v3.22.0
 TOOLS := $(CURDIR)/.tools
+# hyparquet (JavaScript) reads every end-to-end file beside Arrow and DuckDB;
+# installed from the npm registry into .tools/node (Node.js and npm needed).
+HYPARQUET_VERSION ?= 1.33.0
+HYPARQUET_COMPRESSORS_VERSION ?= 1.1.2
+NODE_MODULES := $(TOOLS)/node/node_modules
 
 all: lint test
 
@@ -26,9 +31,15 @@ demo:
 # Every test, with the race detector: unit tables, fixtures, fuzz seeds,
 # end-to-end runs against the in-process broker with sluice as a subprocess.
 test: tools
-	SLUICE_VERSITYGW=$(TOOLS)/versitygw SLUICE_HELM=$(TOOLS)/helm $(GO) test -race -count=1 -timeout 30m ./...
+	SLUICE_VERSITYGW=$(TOOLS)/versitygw SLUICE_HELM=$(TOOLS)/helm SLUICE_NODE_MODULES=$(NODE_MODULES) \
+		$(GO) test -race -count=1 -timeout 30m ./...
 
-tools: $(TOOLS)/versitygw $(TOOLS)/helm
+tools: $(TOOLS)/versitygw $(TOOLS)/helm $(NODE_MODULES)/hyparquet/package.json
+
+$(NODE_MODULES)/hyparquet/package.json:
+	mkdir -p $(TOOLS)/node
+	cd $(TOOLS)/node && npm install --no-audit --no-fund --no-save --prefix . \
+		hyparquet@$(HYPARQUET_VERSION) hyparquet-compressors@$(HYPARQUET_COMPRESSORS_VERSION)
 
 $(TOOLS)/helm:
 	GOBIN=$(TOOLS) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)

@@ -81,7 +81,7 @@ func benchStages(b *testing.B, stages ...pipeline.Stage) {
 }
 
 // BenchmarkDecode: one op is one record.
-func BenchmarkDecode(b *testing.B) { benchStages(b, decode.New()) }
+func BenchmarkDecode(b *testing.B) { benchStages(b, decode.New(nil)) }
 
 // BenchmarkParquetSink: one op is one decoded event written, with a flush
 // (close, compress, write to disk) every 100,000 events.
@@ -95,7 +95,7 @@ func BenchmarkParquetSink(b *testing.B) {
 			}
 			sink, _ := pqsink.New(store, pqsink.Options{Compression: codec})
 			p, _ := sink.OpenPartition("events", 0)
-			dec := decode.New()
+			dec := decode.New(nil)
 			// Decode once outside the timer; the sink copies what it keeps.
 			batches := make([]*pipeline.Batch, 0, len(recs)/batchSize)
 			for j := 0; j < len(recs); j += batchSize {
@@ -146,7 +146,7 @@ func enrich(b *testing.B) pipeline.StageFactory {
 		if err != nil {
 			return nil, err
 		}
-		return []pipeline.Stage{decode.New(), g, ua, ps}, nil
+		return []pipeline.Stage{decode.New(nil), g, ua, ps}, nil
 	}
 }
 
@@ -164,7 +164,7 @@ func BenchmarkStages(b *testing.B) {
 // (decode only, and the full chain) → zstd Parquet files on local disk. One op is one whole run;
 // the custom metrics are per event.
 func BenchmarkEndToEnd(b *testing.B) {
-	decodeOnly := func(string, int32) ([]pipeline.Stage, error) { return []pipeline.Stage{decode.New()}, nil }
+	decodeOnly := func(string, int32) ([]pipeline.Stage, error) { return []pipeline.Stage{decode.New(nil)}, nil }
 	for _, parts := range []int32{1, 8} {
 		b.Run(fmt.Sprintf("decode/partitions=%d", parts), func(b *testing.B) { endToEnd(b, parts, 200_000, decodeOnly) })
 		b.Run(fmt.Sprintf("full/partitions=%d", parts), func(b *testing.B) { endToEnd(b, parts, 200_000, enrich(b)) })

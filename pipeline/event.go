@@ -3,7 +3,10 @@
 // per assigned partition that runs the stages and flushes offset ranges.
 package pipeline
 
-import "net/netip"
+import (
+	"net/netip"
+	"unicode/utf8"
+)
 
 // State is what becomes of an event after the stages ran.
 type State uint8
@@ -18,8 +21,15 @@ const (
 	Dropped
 )
 
-// Event is one Kafka record on its way through the stages. Fields are plain
-// values: an empty string means "absent" and is written as null.
+// Event is one Kafka record on its way through the stages.
+//
+// NULL rule (DESIGN.md, "Output"): an optional column is NULL exactly when
+// its input had no value. For the text fields copied from the input
+// (SessionID, AppID, Platform, PageURL, Referrer, Properties, Extra) and for
+// UserID, Present tells whether the input had the field with a non-null
+// value; "" is then a value like any other. Derived text (pseudonyms, the
+// anonymized IP, geo and user-agent columns) is "" when the derivation has
+// no result, and is written as NULL.
 //
 // The raw user id and the raw IP are held only in memory for the stages that
 // need them (pseudonymize, geo); sinks never write them.
@@ -30,15 +40,16 @@ type Event struct {
 	Offset    int64
 	KafkaTime int64 // Kafka record timestamp, ms since the Unix epoch
 	// Raw is the record value. It aliases the Kafka record and is valid
-	// only while the batch is being processed.
+	// only while the batch is being processed. nil for a tombstone (a
+	// record whose value is null), empty for an empty value.
 	Raw []byte
 
 	// Decoded input (stage decode).
 	EventID    string
 	EventName  string
 	EventTime  int64 // ms since the Unix epoch, from input ts
+	Present    Fields
 	UserID     string
-	HasUserID  bool
 	SessionID  string
 	AppID      string
 	Platform   string
@@ -47,8 +58,8 @@ type Event struct {
 	UserAgent  string
 	IP         netip.Addr // valid only if the input ip parsed
 	IPInvalid  bool       // input had an ip that is not an address
-	Properties string     // JSON object text, or ""
-	Extra      string     // JSON object of unknown top-level fields, or ""
+	Properties string     // JSON object text
+	Extra      string     // JSON object of unknown top-level fields
 
 	// Enrichment.
 	UserPseudoID string
@@ -62,6 +73,25 @@ type Event struct {
 	RejectStage  string
 	RejectReason string
 }
+
+// Fields is a set of optional input fields of an Event.
+type Fields uint16
+
+// The optional input fields whose presence Event.Present records.
+const (
+	HasUserID Fields = 1 << iota
+	HasSessionID
+	HasAppID
+	HasPlatform
+	HasPageURL
+	HasReferrer
+	HasUserAgent
+	HasProperties
+	HasExtra
+)
+
+// Has tells whether the input had every field of f with a non-null value.
+func (e *Event) Has(f Fields) bool { return e.Present&f == f }
 
 // Geo holds the geo columns. HasLocation tells whether Latitude and
 // Longitude are known (0,0 is a valid place).
@@ -89,11 +119,30 @@ type UserAgent struct {
 	Known          bool
 }
 
-// Reject marks the event rejected by stage with a human-readable reason.
+// MaxReasonLen bounds a reject reason, in bytes: longer reasons keep their
+// start, cut at a UTF-8 boundary, and end in "…".
+const MaxReasonLen = 300
+
+// Reject marks the event rejected by stage with a human-readable reason
+// (at most MaxReasonLen bytes: a parser's message can quote a whole record).
 func (e *Event) Reject(stage, reason string) {
 	e.State = Rejected
 	e.RejectStage = stage
-	e.RejectReason = reason
+	e.RejectReason = ShortReason(reason)
+}
+
+// ShortReason returns reason cut to at most MaxReasonLen bytes, keeping its
+// start and ending in "…" when cut.
+func ShortReason(reason string) string {
+	if len(reason) <= MaxReasonLen {
+		return reason
+	}
+	const ellipsis = "…"
+	n := MaxReasonLen - len(ellipsis)
+	for n > 0 && !utf8.RuneStart(reason[n]) {
+		n--
+	}
+	return reason[:n] + ellipsis
 }
 
 // Batch is a run of consecutive records of one partition, in offset order.

@@ -63,7 +63,7 @@ func newRunner(t *testing.T, brokers []string, topic, group string, store pqsink
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r, err := pipeline.NewRunner(opts, func(string, int32) ([]pipeline.Stage, error) {
-		return []pipeline.Stage{decode.New()}, nil
+		return []pipeline.Stage{decode.New(nil)}, nil
 	}, sink, log)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func (m *member) stop(t *testing.T) {
 
 func checkOnce(t *testing.T, dir string, ends map[int32]int64) {
 	t.Helper()
-	out := testkit.ReadOutput(t, dir)
+	out := testkit.ReadAll(t, dir)
 	seen := out.CountByLineage()
 	var want int64
 	for p, end := range ends {
@@ -199,7 +199,7 @@ func TestStoreOutageCommitsNothing(t *testing.T) {
 			t.Errorf("partition %d committed %d with nothing written", p, off)
 		}
 	}
-	if n := testkit.ReadOutput(t, dir).Total(); n != 0 {
+	if n := testkit.ReadAll(t, dir).Total(); n != 0 {
 		t.Errorf("%d rows visible while the store fails", n)
 	}
 	store.set(false)
@@ -225,7 +225,7 @@ func TestRollLimits(t *testing.T) {
 		t.Errorf("%d flushes, want 3", f)
 	}
 	m.stop(t)
-	out := testkit.ReadOutput(t, dir)
+	out := testkit.ReadAll(t, dir)
 	ranges := map[string]bool{}
 	for _, f := range out.Files {
 		ranges[f[len(f)-50:]] = true
@@ -262,7 +262,7 @@ func TestMemoryLimitShrinksBeforeFlushing(t *testing.T) {
 			r, err := pipeline.NewRunner(pipeline.Options{
 				Brokers: brokers, Topics: []string{topic}, Group: "g", SessionTimeout: 6 * time.Second,
 				RollMaxAge: time.Hour, MemoryLimit: 2 << 20,
-			}, func(string, int32) ([]pipeline.Stage, error) { return []pipeline.Stage{decode.New()}, nil }, sink, log)
+			}, func(string, int32) ([]pipeline.Stage, error) { return []pipeline.Stage{decode.New(nil)}, nil }, sink, log)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -314,7 +314,7 @@ func TestBrokenSinkStopsTheRunner(t *testing.T) {
 	r, err := pipeline.NewRunner(pipeline.Options{
 		Brokers: brokers, Topics: []string{topic}, Group: "g", SessionTimeout: 6 * time.Second,
 		RollMaxRows: 500, RetryBackoff: 10 * time.Millisecond,
-	}, func(string, int32) ([]pipeline.Stage, error) { return []pipeline.Stage{decode.New()}, nil }, brokenSink{sink}, log)
+	}, func(string, int32) ([]pipeline.Stage, error) { return []pipeline.Stage{decode.New(nil)}, nil }, brokenSink{sink}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestBrokenSinkStopsTheRunner(t *testing.T) {
 			t.Errorf("partition %d committed %d with nothing written", p, off)
 		}
 	}
-	if n := testkit.ReadOutput(t, dir).Total(); n != 0 {
+	if n := testkit.ReadAll(t, dir).Total(); n != 0 {
 		t.Errorf("%d rows written by a broken sink", n)
 	}
 }

@@ -58,7 +58,7 @@ func TestInspect(t *testing.T) {
 	p := startSluice(t, "run", "--config", writeConfig(t, brokers, "events", "g", out, decodeOnly))
 	testkit.WaitFor(t, 60*time.Second, "output", func() bool { return testkit.ReadOutput(t, out).Total() >= gen.total })
 	p.stop(t)
-	files := testkit.ReadOutput(t, out).Files
+	files := testkit.ReadAll(t, out).Files
 	ip := startSluice(t, "inspect", "--rows", "2", filepath.Join(out, files[0]))
 	if err := <-ip.done; err != nil {
 		t.Fatal(err)

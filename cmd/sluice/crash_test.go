@@ -132,7 +132,7 @@ func crashTest(t *testing.T, stages string, check func(*testing.T, testkit.Outpu
 	})
 	time.Sleep(time.Second) // anything extra (a duplicate row) would show now
 	p.stop(t)
-	res := testkit.ReadOutput(t, out)
+	res := testkit.ReadAll(t, out)
 	check(t, res, gen, testkit.EndOffsets(t, brokers, topic))
 	if kills != cycles {
 		t.Fatalf("%d kills", kills)

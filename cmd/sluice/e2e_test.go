@@ -274,7 +274,7 @@ func TestEndToEnd(t *testing.T) {
 	p.stop(t)
 
 	ends := testkit.EndOffsets(t, brokers, topic)
-	checkExactlyOnce(t, testkit.ReadOutput(t, out), gen, ends)
+	checkExactlyOnce(t, testkit.ReadAll(t, out), gen, ends)
 	committed := testkit.Committed(t, brokers, "e2e", topic)
 	for part, end := range ends {
 		if committed[part] != end {
@@ -320,7 +320,7 @@ func TestRestartNothingLost(t *testing.T) {
 		return testkit.ReadOutput(t, out).Total() >= gen.total
 	})
 	p.stop(t)
-	checkExactlyOnce(t, testkit.ReadOutput(t, out), gen, testkit.EndOffsets(t, brokers, topic))
+	checkExactlyOnce(t, testkit.ReadAll(t, out), gen, testkit.EndOffsets(t, brokers, topic))
 }
 
 // rewriteConfig replaces old with new in the config at path, in place.

@@ -120,6 +120,10 @@ func (m *metrics) watch(r *pipeline.Runner, stages *stageSet, memoryLimit int64)
 		gauge("sluice_geo_database_age_seconds", "Age of the GeoIP database in use, from its build time.",
 			func() float64 { return time.Since(time.Unix(st.BuildEpoch.Load(), 0)).Seconds() })
 	}
+	if d := stages.decode; d != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_decode_tombstones_total", Help: "Records with a null value (tombstones), rejected."}, func() float64 { return float64(d.Tombstones.Load()) }))
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_decode_empty_values_total", Help: "Records with an empty value, rejected."}, func() float64 { return float64(d.EmptyValues.Load()) }))
+	}
 	if c := stages.ua; c != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_useragent_cache_hits_total", Help: "User-agent cache hits."}, func() float64 { return float64(c.Hits()) }))
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_useragent_cache_misses_total", Help: "User-agent cache misses."}, func() float64 { return float64(c.Misses()) }))

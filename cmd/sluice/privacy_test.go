@@ -70,7 +70,7 @@ func TestEnrichedOutputHasNoRawPII(t *testing.T) {
 	p := startSluiceEnv(t, []string{"E2E_PSEUDO_KEY=" + key}, "run", "--config", writeConfig(t, brokers, topic, "privacy", out, stages))
 	testkit.WaitFor(t, 60*time.Second, "all records", func() bool { return testkit.ReadOutput(t, out).Total() >= gen.total })
 	p.stop(t)
-	res := testkit.ReadOutput(t, out)
+	res := testkit.ReadAll(t, out)
 	if res.Total() != gen.total {
 		t.Fatalf("%d rows for %d records", res.Total(), gen.total)
 	}

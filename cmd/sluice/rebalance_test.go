@@ -64,6 +64,6 @@ func TestRebalanceAndZombie(t *testing.T) {
 	}
 	testkit.WaitFor(t, 90*time.Second, "all records", func() bool { return testkit.ReadOutput(t, out).Total() >= gen.total })
 	b.stop(t)
-	checkExactlyOnce(t, testkit.ReadOutput(t, out), gen, testkit.EndOffsets(t, brokers, topic))
+	checkExactlyOnce(t, testkit.ReadAll(t, out), gen, testkit.EndOffsets(t, brokers, topic))
 	t.Logf("zombie log lines: fenced=%v lost=%v", strings.Contains(aLog, "partition state moved"), strings.Contains(aLog, "partition lost"))
 }

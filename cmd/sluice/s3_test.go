@@ -87,6 +87,6 @@ func TestS3StoreFaults(t *testing.T) {
 	testkit.WaitFor(t, 90*time.Second, "all records", func() bool { return testkit.ReadOutput(t, out).Total() >= gen.total })
 	p.stop(t)
 	committedIsWritten("end")
-	checkExactlyOnce(t, testkit.ReadOutput(t, out), gen, testkit.EndOffsets(t, brokers, topic))
+	checkExactlyOnce(t, testkit.ReadAll(t, out), gen, testkit.EndOffsets(t, brokers, topic))
 	t.Logf("%d requests through the proxy, %d faults injected", proxy.Requests.Load(), proxy.Injected.Load())
 }

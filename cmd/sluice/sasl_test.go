@@ -56,7 +56,7 @@ func testSASL(t *testing.T, mech string, m sasl.Mechanism) {
 	cfgBad := rewriteConfig(t, writeConfig(t, brokers, topic, "sasl", bad, decodeOnly), "stages:", sasl)
 	p := startSluiceEnv(t, []string{"E2E_KAFKA_PASSWORD=wrong"}, "run", "--config", cfgBad)
 	time.Sleep(3 * time.Second)
-	if n := testkit.ReadOutput(t, bad).Total(); n != 0 {
+	if n := testkit.ReadAll(t, bad).Total(); n != 0 {
 		t.Errorf("%d rows with a wrong password", n)
 	}
 	p.stop(t)
@@ -69,6 +69,7 @@ func testSASL(t *testing.T, mech string, m sasl.Mechanism) {
 	p = startSluiceEnv(t, []string{"E2E_KAFKA_PASSWORD=s3cr3t-pass"}, "run", "--config", cfg)
 	testkit.WaitFor(t, 60*time.Second, "records over SASL", func() bool { return testkit.ReadOutput(t, out).Total() >= 500 })
 	p.stop(t)
+	testkit.ReadAll(t, out)
 	if strings.Contains(p.stderr.String(), "s3cr3t-pass") {
 		t.Error("the password appears in the logs")
 	}

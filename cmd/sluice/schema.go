@@ -24,22 +24,24 @@ func cmdSchema(args []string, out io.Writer) error {
 	case "json":
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string][]pqsink.Column{"events": pqsink.EventColumns, "rejected": pqsink.RejectedColumns})
+		return enc.Encode(map[string]any{"events": pqsink.EventColumns, "rejected": pqsink.RejectedColumns, "null_rule": pqsink.NullRule})
 	case "markdown":
 		for _, t := range []struct {
 			name string
 			cols []pqsink.Column
 		}{{"events", pqsink.EventColumns}, {"rejected", pqsink.RejectedColumns}} {
-			fmt.Fprintf(out, "## %s\n\n| column | type | required | source | privacy |\n|---|---|---|---|---|\n", t.name)
+			fmt.Fprintf(out, "## %s\n\n| column | type | required | source | privacy | NULL when |\n|---|---|---|---|---|---|\n", t.name)
 			for _, c := range t.cols {
 				req := "no"
 				if c.Required {
 					req = "yes"
 				}
-				fmt.Fprintf(out, "| `%s` | %s | %s | %s | %s |\n", c.Name, c.Type, req, c.Source, c.Privacy)
+				fmt.Fprintf(out, "| `%s` | %s | %s | %s | %s | %s |\n", c.Name, c.Type, req, c.Source, c.Privacy, c.Null)
 			}
 			fmt.Fprintln(out)
 		}
+		fmt.Fprintln(out, pqsink.NullRule)
+		fmt.Fprintln(out)
 		fmt.Fprintln(out, "The raw user_id and the raw ip are never written: only user_pseudo_id (keyed HMAC) and ip_anonymized.")
 		fmt.Fprintln(out, "Rejected rows keep the raw record value (raw) of records that could not be decoded: set sink.rejected: off to keep none.")
 		return nil

@@ -92,4 +92,5 @@ func TestTLS(t *testing.T) {
 	p := startSluice(t, "run", "--config", cfg)
 	testkit.WaitFor(t, 60*time.Second, "records over TLS", func() bool { return testkit.ReadOutput(t, out).Total() >= 300 })
 	p.stop(t)
+	testkit.ReadAll(t, out)
 }

@@ -48,6 +48,7 @@ type stageSet struct {
 	geoInterval time.Duration
 	ua          *useragent.Cache
 	dedupe      *dedupe.Stats
+	decode      *decode.Stats
 }
 
 // buildStages opens everything the configured stages need. A missing or
@@ -63,6 +64,7 @@ func buildStages(cfg config.Config, log *slog.Logger, lookupEnv func(string) (st
 		key := fmt.Sprintf("stages[%d]", i)
 		switch st.Type {
 		case "decode":
+			set.decode = &decode.Stats{}
 		case "geo":
 			db, err := geo.Open(st.Database, log)
 			if err != nil {
@@ -118,7 +120,7 @@ func buildStages(cfg config.Config, log *slog.Logger, lookupEnv func(string) (st
 			var err error
 			switch t {
 			case "decode":
-				s = decode.New()
+				s = decode.New(set.decode)
 			case "geo":
 				s, err = geo.New(set.geo, geoOpts)
 			case "useragent":

@@ -1,6 +1,7 @@
 // Package testkit holds test helpers shared by sluice's end-to-end tests:
 // the embedded Kafka broker (kfake on 127.0.0.1), the sluice binary built
-// once per test process, and a read-back of the output with Arrow.
+// once per test process, and a read-back of the output with Arrow (and,
+// for final checks, DuckDB and hyparquet too: ReadAll).
 package testkit
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedata/sluice/internal/arrowread"
+	"github.com/sluicedata/sluice/internal/testkit/readback"
 )
 
 // Kafka starts an in-process broker on loopback with topic created, closed
@@ -109,6 +111,21 @@ func ReadOutput(t testing.TB, root string) Output {
 		}
 	}
 	sort.Strings(out.Files)
+	return out
+}
+
+// ReadAll is ReadOutput and more, for a test's final look at its output:
+// every file is also read by DuckDB and hyparquet, which must agree with
+// Arrow on every column chunk's path, every value and every NULL (package
+// readback). Polling loops use the cheaper ReadOutput.
+func ReadAll(t testing.TB, root string) Output {
+	t.Helper()
+	out := ReadOutput(t, root)
+	paths := make([]string, len(out.Files))
+	for i, f := range out.Files {
+		paths[i] = filepath.Join(root, filepath.FromSlash(f))
+	}
+	readback.Files(t, paths)
 	return out
 }
 

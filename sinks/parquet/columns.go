@@ -41,50 +41,67 @@ type Column struct {
 	Required bool   `json:"required"`
 	Source   string `json:"source"`
 	Privacy  string `json:"privacy"`
+	// Null says when an optional column is NULL ("" for required ones).
+	Null string `json:"null,omitempty"`
 }
+
+// NullRule is the one rule behind every Column.Null (DESIGN.md, "Output").
+const NullRule = "An optional column is NULL exactly when its input had no value: the field absent or JSON null. " +
+	"An input \"\" is a value: columns copied from the input keep it as \"\", user_id \"\" is pseudonymized like any id. " +
+	"Derived columns (geo, user agent) are NULL when their input gives no result: ip \"\" is not an address, user_agent \"\" names no agent."
+
+// Null texts of the optional columns.
+const (
+	nullInput   = "input field absent or null (\"\" is kept)"
+	nullUserID  = "input user_id absent or null (\"\" is pseudonymized)"
+	nullIP      = "input ip absent, null or not an address"
+	nullGeo     = "input ip absent, null, not an address, or the GeoIP database has no value"
+	nullUA      = "input user_agent absent, null or \"\", or the parser finds no value"
+	nullUAIsBot = "input user_agent absent, null or \"\""
+)
 
 // EventColumns are the columns of the events output, in file order.
 var EventColumns = []Column{
-	{"event_id", TypeString, true, "input event_id", PrivacyEvent},
-	{"event_name", TypeString, true, "input event", PrivacyEvent},
-	{"event_time", TypeTimestampMs, true, "input ts (UTC, ms)", PrivacyEvent},
-	{"kafka_time", TypeTimestampMs, true, "Kafka record timestamp (UTC, ms)", PrivacyLineage},
-	{"app_id", TypeString, false, "input app_id", PrivacyEvent},
-	{"platform", TypeString, false, "input platform", PrivacyEvent},
-	{"session_id", TypeString, false, "input session_id (pseudonymized if listed in pseudonymize.fields)", PrivacyIdentifier},
-	{"page_url", TypeString, false, "input page_url", PrivacyFreeForm},
-	{"page_referrer", TypeString, false, "input referrer", PrivacyFreeForm},
-	{"user_pseudo_id", TypeString, false, "hex HMAC-SHA256(key, input user_id as text)", PrivacyPseudonymized},
-	{"pseudo_key_id", TypeString, false, "id of the key that made user_pseudo_id", PrivacyDerived},
-	{"ip_anonymized", TypeString, false, "input ip, low bits zeroed (IPv4 8, IPv6 80 by default)", PrivacyNetworkAnonymized},
-	{"geo_country_code", TypeString, false, "GeoIP country ISO code, from input ip", PrivacyDerived},
-	{"geo_country", TypeString, false, "GeoIP country name (English), from input ip", PrivacyDerived},
-	{"geo_region_code", TypeString, false, "GeoIP first subdivision code, from input ip", PrivacyDerived},
-	{"geo_region", TypeString, false, "GeoIP first subdivision name (English), from input ip", PrivacyDerived},
-	{"geo_city", TypeString, false, "GeoIP city name (English), from input ip", PrivacyDerived},
-	{"geo_postal_code", TypeString, false, "GeoIP postal code, from input ip", PrivacyDerived},
-	{"geo_timezone", TypeString, false, "GeoIP time zone, from input ip", PrivacyDerived},
-	{"geo_latitude", TypeDouble, false, "GeoIP approximate latitude, from input ip", PrivacyDerived},
-	{"geo_longitude", TypeDouble, false, "GeoIP approximate longitude, from input ip", PrivacyDerived},
-	{"ua_browser", TypeString, false, "browser, from input user_agent", PrivacyDerived},
-	{"ua_browser_version", TypeString, false, "browser version, from input user_agent", PrivacyDerived},
-	{"ua_os", TypeString, false, "operating system, from input user_agent", PrivacyDerived},
-	{"ua_device_class", TypeString, false, "desktop, mobile or bot, from input user_agent", PrivacyDerived},
-	{"ua_is_bot", TypeBoolean, false, "bot or automated client, from input user_agent", PrivacyDerived},
-	{"properties", TypeString, false, "input properties as JSON text", PrivacyFreeForm},
-	{"extra", TypeString, false, "unknown top-level input fields as JSON text", PrivacyFreeForm},
-	{"src_topic", TypeString, true, "Kafka topic", PrivacyLineage},
-	{"src_partition", TypeInt32, true, "Kafka partition", PrivacyLineage},
-	{"src_offset", TypeInt64, true, "Kafka offset", PrivacyLineage},
+	{"event_id", TypeString, true, "input event_id", PrivacyEvent, ""},
+	{"event_name", TypeString, true, "input event", PrivacyEvent, ""},
+	{"event_time", TypeTimestampMs, true, "input ts (UTC, ms)", PrivacyEvent, ""},
+	{"kafka_time", TypeTimestampMs, true, "Kafka record timestamp (UTC, ms)", PrivacyLineage, ""},
+	{"app_id", TypeString, false, "input app_id", PrivacyEvent, nullInput},
+	{"platform", TypeString, false, "input platform", PrivacyEvent, nullInput},
+	{"session_id", TypeString, false, "input session_id (pseudonymized if listed in pseudonymize.fields)", PrivacyIdentifier, nullInput},
+	{"page_url", TypeString, false, "input page_url", PrivacyFreeForm, nullInput},
+	{"page_referrer", TypeString, false, "input referrer", PrivacyFreeForm, nullInput},
+	{"user_pseudo_id", TypeString, false, "hex HMAC-SHA256(key, input user_id as text)", PrivacyPseudonymized, nullUserID},
+	{"pseudo_key_id", TypeString, false, "id of the key that made user_pseudo_id", PrivacyDerived, nullUserID},
+	{"ip_anonymized", TypeString, false, "input ip, low bits zeroed (IPv4 8, IPv6 80 by default)", PrivacyNetworkAnonymized, nullIP},
+	{"geo_country_code", TypeString, false, "GeoIP country ISO code, from input ip", PrivacyDerived, nullGeo},
+	{"geo_country", TypeString, false, "GeoIP country name (English), from input ip", PrivacyDerived, nullGeo},
+	{"geo_region_code", TypeString, false, "GeoIP first subdivision code, from input ip", PrivacyDerived, nullGeo},
+	{"geo_region", TypeString, false, "GeoIP first subdivision name (English), from input ip", PrivacyDerived, nullGeo},
+	{"geo_city", TypeString, false, "GeoIP city name (English), from input ip", PrivacyDerived, nullGeo},
+	{"geo_postal_code", TypeString, false, "GeoIP postal code, from input ip", PrivacyDerived, nullGeo},
+	{"geo_timezone", TypeString, false, "GeoIP time zone, from input ip", PrivacyDerived, nullGeo},
+	{"geo_latitude", TypeDouble, false, "GeoIP approximate latitude, from input ip", PrivacyDerived, nullGeo},
+	{"geo_longitude", TypeDouble, false, "GeoIP approximate longitude, from input ip", PrivacyDerived, nullGeo},
+	{"ua_browser", TypeString, false, "browser, from input user_agent", PrivacyDerived, nullUA},
+	{"ua_browser_version", TypeString, false, "browser version, from input user_agent", PrivacyDerived, nullUA},
+	{"ua_os", TypeString, false, "operating system, from input user_agent", PrivacyDerived, nullUA},
+	{"ua_device_class", TypeString, false, "desktop, mobile or bot, from input user_agent", PrivacyDerived, nullUA},
+	{"ua_is_bot", TypeBoolean, false, "bot or automated client, from input user_agent", PrivacyDerived, nullUAIsBot},
+	{"properties", TypeString, false, "input properties as JSON text", PrivacyFreeForm, "input properties absent or null ({} is kept)"},
+	{"extra", TypeString, false, "unknown top-level input fields as JSON text", PrivacyFreeForm, "no unknown top-level input fields"},
+	{"src_topic", TypeString, true, "Kafka topic", PrivacyLineage, ""},
+	{"src_partition", TypeInt32, true, "Kafka partition", PrivacyLineage, ""},
+	{"src_offset", TypeInt64, true, "Kafka offset", PrivacyLineage, ""},
 }
 
 // RejectedColumns are the columns of the rejected output, in file order.
 var RejectedColumns = []Column{
-	{"src_topic", TypeString, true, "Kafka topic", PrivacyLineage},
-	{"src_partition", TypeInt32, true, "Kafka partition", PrivacyLineage},
-	{"src_offset", TypeInt64, true, "Kafka offset", PrivacyLineage},
-	{"kafka_time", TypeTimestampMs, true, "Kafka record timestamp (UTC, ms)", PrivacyLineage},
-	{"stage", TypeString, true, "stage that rejected the record", PrivacyDerived},
-	{"error", TypeString, true, "why it was rejected", PrivacyDerived},
-	{"raw", TypeBinary, true, "the record value, unchanged (may hold personal data)", PrivacyFreeForm},
+	{"src_topic", TypeString, true, "Kafka topic", PrivacyLineage, ""},
+	{"src_partition", TypeInt32, true, "Kafka partition", PrivacyLineage, ""},
+	{"src_offset", TypeInt64, true, "Kafka offset", PrivacyLineage, ""},
+	{"kafka_time", TypeTimestampMs, true, "Kafka record timestamp (UTC, ms)", PrivacyLineage, ""},
+	{"stage", TypeString, true, "stage that rejected the record", PrivacyDerived, ""},
+	{"error", TypeString, true, "why it was rejected", PrivacyDerived, ""},
+	{"raw", TypeBinary, true, "the record value, unchanged (may hold personal data)", PrivacyFreeForm, ""},
 }

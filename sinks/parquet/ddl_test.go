@@ -29,7 +29,7 @@ func writeSample(t *testing.T, dir string, n int) (kept, rejected int) {
 	sink, _ := pqsink.New(store, pqsink.Options{})
 	p, _ := sink.OpenPartition("events", 0)
 	g := synth.New(synth.Options{Seed: 9, DupRate: 0.02, BadRate: 0.02})
-	dec := decode.New()
+	dec := decode.New(nil)
 	ua, _ := useragent.New(useragent.NewCache(100))
 	b := &pipeline.Batch{}
 	for i := range n {

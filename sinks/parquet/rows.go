@@ -1,6 +1,7 @@
 package parquet
 
 import (
+	"net/netip"
 	"unsafe"
 
 	"github.com/sluicedata/sluice/pipeline"
@@ -8,36 +9,38 @@ import (
 
 // EventRow is one row of the events output. Column names, order and types
 // are the contract of DESIGN.md ("Output"): snake_case, timestamps as INT64
-// TIMESTAMP(MILLIS, UTC-adjusted), optional strings null when empty.
+// TIMESTAMP(MILLIS, UTC-adjusted). Every optional column is a pointer, nil
+// exactly when the column is NULL: the NULL rule is sluice's (eventRow),
+// never a library's treatment of zero values.
 type EventRow struct {
 	EventID          string   `parquet:"event_id"`
 	EventName        string   `parquet:"event_name"`
 	EventTime        int64    `parquet:"event_time,timestamp(millisecond)"`
 	KafkaTime        int64    `parquet:"kafka_time,timestamp(millisecond)"`
-	AppID            string   `parquet:"app_id,optional"`
-	Platform         string   `parquet:"platform,optional"`
-	SessionID        string   `parquet:"session_id,optional"`
-	PageURL          string   `parquet:"page_url,optional"`
-	PageReferrer     string   `parquet:"page_referrer,optional"`
-	UserPseudoID     string   `parquet:"user_pseudo_id,optional"`
-	PseudoKeyID      string   `parquet:"pseudo_key_id,optional"`
-	IPAnonymized     string   `parquet:"ip_anonymized,optional"`
-	GeoCountryCode   string   `parquet:"geo_country_code,optional"`
-	GeoCountry       string   `parquet:"geo_country,optional"`
-	GeoRegionCode    string   `parquet:"geo_region_code,optional"`
-	GeoRegion        string   `parquet:"geo_region,optional"`
-	GeoCity          string   `parquet:"geo_city,optional"`
-	GeoPostalCode    string   `parquet:"geo_postal_code,optional"`
-	GeoTimezone      string   `parquet:"geo_timezone,optional"`
+	AppID            *string  `parquet:"app_id,optional"`
+	Platform         *string  `parquet:"platform,optional"`
+	SessionID        *string  `parquet:"session_id,optional"`
+	PageURL          *string  `parquet:"page_url,optional"`
+	PageReferrer     *string  `parquet:"page_referrer,optional"`
+	UserPseudoID     *string  `parquet:"user_pseudo_id,optional"`
+	PseudoKeyID      *string  `parquet:"pseudo_key_id,optional"`
+	IPAnonymized     *string  `parquet:"ip_anonymized,optional"`
+	GeoCountryCode   *string  `parquet:"geo_country_code,optional"`
+	GeoCountry       *string  `parquet:"geo_country,optional"`
+	GeoRegionCode    *string  `parquet:"geo_region_code,optional"`
+	GeoRegion        *string  `parquet:"geo_region,optional"`
+	GeoCity          *string  `parquet:"geo_city,optional"`
+	GeoPostalCode    *string  `parquet:"geo_postal_code,optional"`
+	GeoTimezone      *string  `parquet:"geo_timezone,optional"`
 	GeoLatitude      *float64 `parquet:"geo_latitude,optional"`
 	GeoLongitude     *float64 `parquet:"geo_longitude,optional"`
-	UABrowser        string   `parquet:"ua_browser,optional"`
-	UABrowserVersion string   `parquet:"ua_browser_version,optional"`
-	UAOS             string   `parquet:"ua_os,optional"`
-	UADeviceClass    string   `parquet:"ua_device_class,optional"`
+	UABrowser        *string  `parquet:"ua_browser,optional"`
+	UABrowserVersion *string  `parquet:"ua_browser_version,optional"`
+	UAOS             *string  `parquet:"ua_os,optional"`
+	UADeviceClass    *string  `parquet:"ua_device_class,optional"`
 	UAIsBot          *bool    `parquet:"ua_is_bot,optional"`
-	Properties       string   `parquet:"properties,optional"`
-	Extra            string   `parquet:"extra,optional"`
+	Properties       *string  `parquet:"properties,optional"`
+	Extra            *string  `parquet:"extra,optional"`
 	SrcTopic         string   `parquet:"src_topic"`
 	SrcPartition     int32    `parquet:"src_partition"`
 	SrcOffset        int64    `parquet:"src_offset"`
@@ -55,35 +58,43 @@ type RejectedRow struct {
 	Raw          []byte `parquet:"raw"`
 }
 
-// eventRow fills r from e. The raw user id and IP are not columns: they
-// cannot leak. Pointers in r point into e, which must outlive the write.
+// eventRow fills r from e, applying the NULL rule of pipeline.Event: input
+// text is NULL when the input had no value ("" is a value), derived text
+// when it is "". The raw user id and IP are not columns: they cannot leak.
+// Pointers in r point into e, which must outlive the write.
 func eventRow(r *EventRow, e *pipeline.Event) {
+	input := func(f pipeline.Fields, s *string) *string {
+		if e.Present&f == 0 {
+			return nil
+		}
+		return s
+	}
 	*r = EventRow{
 		EventID:          e.EventID,
 		EventName:        e.EventName,
 		EventTime:        e.EventTime,
 		KafkaTime:        e.KafkaTime,
-		AppID:            e.AppID,
-		Platform:         e.Platform,
-		SessionID:        e.SessionID,
-		PageURL:          e.PageURL,
-		PageReferrer:     e.Referrer,
-		UserPseudoID:     e.UserPseudoID,
-		PseudoKeyID:      e.PseudoKeyID,
-		IPAnonymized:     e.IPAnonymized,
-		GeoCountryCode:   e.Geo.CountryCode,
-		GeoCountry:       e.Geo.Country,
-		GeoRegionCode:    e.Geo.RegionCode,
-		GeoRegion:        e.Geo.Region,
-		GeoCity:          e.Geo.City,
-		GeoPostalCode:    e.Geo.PostalCode,
-		GeoTimezone:      e.Geo.TimeZone,
-		UABrowser:        e.UA.Browser,
-		UABrowserVersion: e.UA.BrowserVersion,
-		UAOS:             e.UA.OS,
-		UADeviceClass:    e.UA.DeviceClass,
-		Properties:       e.Properties,
-		Extra:            e.Extra,
+		AppID:            input(pipeline.HasAppID, &e.AppID),
+		Platform:         input(pipeline.HasPlatform, &e.Platform),
+		SessionID:        input(pipeline.HasSessionID, &e.SessionID),
+		PageURL:          input(pipeline.HasPageURL, &e.PageURL),
+		PageReferrer:     input(pipeline.HasReferrer, &e.Referrer),
+		UserPseudoID:     derived(&e.UserPseudoID),
+		PseudoKeyID:      derived(&e.PseudoKeyID),
+		IPAnonymized:     derived(&e.IPAnonymized),
+		GeoCountryCode:   derived(&e.Geo.CountryCode),
+		GeoCountry:       derived(&e.Geo.Country),
+		GeoRegionCode:    derived(&e.Geo.RegionCode),
+		GeoRegion:        derived(&e.Geo.Region),
+		GeoCity:          derived(&e.Geo.City),
+		GeoPostalCode:    derived(&e.Geo.PostalCode),
+		GeoTimezone:      derived(&e.Geo.TimeZone),
+		UABrowser:        derived(&e.UA.Browser),
+		UABrowserVersion: derived(&e.UA.BrowserVersion),
+		UAOS:             derived(&e.UA.OS),
+		UADeviceClass:    derived(&e.UA.DeviceClass),
+		Properties:       input(pipeline.HasProperties, &e.Properties),
+		Extra:            input(pipeline.HasExtra, &e.Extra),
 		SrcTopic:         e.Topic,
 		SrcPartition:     e.Partition,
 		SrcOffset:        e.Offset,
@@ -97,41 +108,34 @@ func eventRow(r *EventRow, e *pipeline.Event) {
 	}
 }
 
-// staged is an event row kept before its file has a writer: values only,
-// no pointers into the (reused) batch.
-type staged struct {
-	row      EventRow // GeoLatitude, GeoLongitude, UAIsBot nil
-	lat, lon float64
-	hasLoc   bool
-	isBot    bool
-	hasUA    bool
+// derived is a derived column's value: NULL when the derivation gave none.
+func derived(s *string) *string {
+	if *s == "" {
+		return nil
+	}
+	return s
 }
+
+// staged is an event kept before its file has a writer: a copy of what
+// its row needs (values only, so the batch can be reused), less what
+// must not outlive the stages (raw value, raw user id, user agent, IP).
+type staged struct{ e pipeline.Event }
 
 func stageEvent(st *staged, e *pipeline.Event) {
-	eventRow(&st.row, e)
-	st.row.GeoLatitude, st.row.GeoLongitude, st.row.UAIsBot = nil, nil, nil
-	st.lat, st.lon, st.hasLoc = e.Geo.Latitude, e.Geo.Longitude, e.Geo.HasLocation
-	st.isBot, st.hasUA = e.UA.IsBot, e.UA.Known
+	st.e = *e
+	st.e.Raw, st.e.UserID, st.e.UserAgent, st.e.IP = nil, "", "", netip.Addr{}
 }
 
-// rowOf returns the row of st, its pointers into st.
-func (st *staged) rowOf() EventRow {
-	r := st.row
-	if st.hasLoc {
-		r.GeoLatitude, r.GeoLongitude = &st.lat, &st.lon
-	}
-	if st.hasUA {
-		r.UAIsBot = &st.isBot
-	}
-	return r
-}
+// rowOf fills r from st, its pointers into st.
+func (st *staged) rowOf(r *EventRow) { eventRow(r, &st.e) }
 
 // stagedSize estimates the memory a staged row holds: the struct and the
 // text it keeps alive.
-func stagedSize(r *EventRow) int64 {
+func stagedSize(st *staged) int64 {
+	e := &st.e
 	n := int64(unsafe.Sizeof(staged{}))
-	for _, s := range [...]string{r.EventID, r.EventName, r.AppID, r.Platform, r.SessionID, r.PageURL, r.PageReferrer,
-		r.UserPseudoID, r.IPAnonymized, r.Properties, r.Extra} {
+	for _, s := range [...]string{e.EventID, e.EventName, e.AppID, e.Platform, e.SessionID, e.PageURL, e.Referrer,
+		e.UserPseudoID, e.IPAnonymized, e.Properties, e.Extra} {
 		n += int64(len(s))
 	}
 	return n

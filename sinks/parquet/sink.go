@@ -11,7 +11,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 
@@ -95,15 +94,14 @@ func codec(name string) (compress.Codec, error) {
 // Sink writes Parquet files into a Store. It is safe for concurrent use by
 // the partition workers; each PartitionSink is owned by one worker.
 type Sink struct {
-	// Closed writers are reused (Reset) across files and partitions: a
-	// writer's buffers are its cost, not its rows.
-	evWriters, rejWriters sync.Pool
-
 	store   Store
 	opts    Options
 	wopts   []pq.WriterOption
 	rgBytes int64
 	spool   *spoolDir // nil: files are built in memory
+	// shrinkMin: Shrink leaves open row groups smaller than this
+	// (minShrinkRowGroup; tests lower it).
+	shrinkMin int64
 }
 
 // New returns a sink writing into store.
@@ -127,10 +125,11 @@ func New(store Store, opts Options) (*Sink, error) {
 		}
 	}
 	return &Sink{
-		store:   store,
-		opts:    opts,
-		rgBytes: rg,
-		spool:   spool,
+		store:     store,
+		opts:      opts,
+		rgBytes:   rg,
+		spool:     spool,
+		shrinkMin: minShrinkRowGroup,
 		wopts: []pq.WriterOption{
 			pq.Compression(c),
 			pq.CreatedBy("sluice", opts.Version, "release"),
@@ -287,6 +286,11 @@ func (p *Partition) file(k fileKey) *file {
 }
 
 // openWriter gives f its writer and writes the staged rows to it.
+//
+// Writers are not reused across files: parquet-go v0.32.0's Reset clears
+// the column paths its column writers share with the footer of the file
+// before, so every file after the first of a reused writer has an empty
+// path_in_schema in each column chunk (TestColumnChunkPaths).
 func (p *Partition) openWriter(f *file) error {
 	out, err := p.sink.newSpoolFile()
 	if err != nil {
@@ -294,21 +298,11 @@ func (p *Partition) openWriter(f *file) error {
 	}
 	f.out = out
 	if f.key.rejected {
-		if w, ok := p.sink.rejWriters.Get().(*pq.GenericWriter[RejectedRow]); ok {
-			w.Reset(f.out)
-			f.rw = w
-		} else {
-			f.rw = pq.NewGenericWriter[RejectedRow](f.out, p.sink.wopts...)
-		}
-		err = writeChunked(f.rw, &p.rejRows, len(f.stagedRej), func(i int, r *RejectedRow) { *r = f.stagedRej[i] })
+		f.rw = pq.NewGenericWriter[RejectedRow](f.out, p.sink.wopts...)
+		err = writeChunked(f.rw, &p.rejRows, len(f.stagedRej), func(i int, r *RejectedRow) { *r = f.stagedRej[i] }, p.rowGroupFull(f))
 	} else {
-		if w, ok := p.sink.evWriters.Get().(*pq.GenericWriter[EventRow]); ok {
-			w.Reset(f.out)
-			f.ew = w
-		} else {
-			f.ew = pq.NewGenericWriter[EventRow](f.out, p.sink.wopts...)
-		}
-		err = writeChunked(f.ew, &p.evRows, len(f.staged), func(i int, r *EventRow) { *r = f.staged[i].rowOf() })
+		f.ew = pq.NewGenericWriter[EventRow](f.out, p.sink.wopts...)
+		err = writeChunked(f.ew, &p.evRows, len(f.staged), func(i int, r *EventRow) { f.staged[i].rowOf(r) }, p.rowGroupFull(f))
 	}
 	f.staged, f.stagedRej, f.stagedBytes = nil, nil, 0
 	if err != nil {
@@ -326,8 +320,9 @@ func (p *Partition) openWriter(f *file) error {
 const writeChunk = 128
 
 // writeChunked writes n rows to w, writeChunk at a time, each filled by
-// fill(i, row) into the reused scratch slice.
-func writeChunked[T any](w *pq.GenericWriter[T], scratch *[]T, n int, fill func(i int, r *T)) error {
+// fill(i, row) into the reused scratch slice, and ends the row group
+// where full says it is full.
+func writeChunked[T any](w *pq.GenericWriter[T], scratch *[]T, n int, fill func(i int, r *T), full func() bool) error {
 	for done := 0; done < n; {
 		m := min(n-done, writeChunk)
 		rows := slices.Grow((*scratch)[:0], m)[:m]
@@ -339,6 +334,11 @@ func writeChunked[T any](w *pq.GenericWriter[T], scratch *[]T, n int, fill func(
 		*scratch = rows[:0]
 		if err != nil {
 			return err
+		}
+		if full() {
+			if err := w.Flush(); err != nil {
+				return fmt.Errorf("row group: %w", err)
+			}
 		}
 		done += m
 	}
@@ -399,7 +399,7 @@ func (p *Partition) writeRows(f *file, b *pipeline.Batch) error {
 				f.staged = append(f.staged, staged{})
 				st := &f.staged[len(f.staged)-1]
 				stageEvent(st, e)
-				f.stagedBytes += stagedSize(&st.row)
+				f.stagedBytes += stagedSize(st)
 			}
 		}
 		if f.rows < stageRows {
@@ -409,19 +409,20 @@ func (p *Partition) writeRows(f *file, b *pipeline.Batch) error {
 	}
 	var err error
 	if f.ew != nil {
-		err = writeChunked(f.ew, &p.evRows, len(f.batch), func(i int, r *EventRow) { eventRow(r, &b.Events[f.batch[i]]) })
+		err = writeChunked(f.ew, &p.evRows, len(f.batch), func(i int, r *EventRow) { eventRow(r, &b.Events[f.batch[i]]) }, p.rowGroupFull(f))
 	} else {
-		err = writeChunked(f.rw, &p.rejRows, len(f.batch), func(i int, r *RejectedRow) { rejectedRow(r, &b.Events[f.batch[i]]) })
+		err = writeChunked(f.rw, &p.rejRows, len(f.batch), func(i int, r *RejectedRow) { rejectedRow(r, &b.Events[f.batch[i]]) }, p.rowGroupFull(f))
 	}
 	if err != nil {
 		return fmt.Errorf("parquet write %s: %w", p.name(f.key, 0, 0), err)
 	}
-	if f.rowGroupSize() >= p.sink.rgBytes {
-		if err := f.flushRowGroup(); err != nil {
-			return fmt.Errorf("parquet row group %s: %w", p.name(f.key, 0, 0), err)
-		}
-	}
 	return nil
+}
+
+// rowGroupFull tells, after each chunk written to f, whether f's open row
+// group reached the row-group size; the writer then ends it.
+func (p *Partition) rowGroupFull(f *file) func() bool {
+	return func() bool { return f.rowGroupSize() >= p.sink.rgBytes }
 }
 
 // minShrinkRowGroup: Shrink leaves smaller row groups open, so that memory
@@ -432,7 +433,7 @@ const minShrinkRowGroup = 1 << 20
 // built on disk (of at least minShrinkRowGroup) are written out.
 func (p *Partition) Shrink() error {
 	for _, f := range p.files {
-		if !f.hasWriter() || f.out.InMemory() || f.rowGroupSize() < minShrinkRowGroup {
+		if !f.hasWriter() || f.out.InMemory() || f.rowGroupSize() < p.sink.shrinkMin {
 			continue
 		}
 		if err := f.flushRowGroup(); err != nil {
@@ -523,13 +524,12 @@ func (p *Partition) closeFiles() error {
 		}
 		var err error
 		if f.ew != nil {
-			if err = f.ew.Close(); err == nil {
-				p.sink.evWriters.Put(f.ew)
-			}
+			err = f.ew.Close()
 		} else {
-			if err = f.rw.Close(); err == nil {
-				p.sink.rejWriters.Put(f.rw)
-			}
+			err = f.rw.Close()
+		}
+		if err == nil {
+			err = verify(f.out.Reader(), f.key.rejected, f.rows)
 		}
 		if err != nil {
 			return fmt.Errorf("parquet close %s: %w", p.name(k, 0, 0), err)

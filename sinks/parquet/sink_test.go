@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	pqfile "github.com/apache/arrow/go/v15/parquet/file"
 	pq "github.com/parquet-go/parquet-go"
 
 	"github.com/sluicedata/sluice/internal/arrowread"
@@ -27,7 +28,7 @@ const t0 = int64(1772366400000)
 func batch() *pipeline.Batch {
 	ev := func(off int64, kt int64) pipeline.Event {
 		return pipeline.Event{Topic: "events", Partition: 3, Offset: off, KafkaTime: kt, Raw: []byte(`{"raw":1}`),
-			EventID: "id", EventName: "page_view", EventTime: kt - 5, UserID: "raw-user", HasUserID: true}
+			EventID: "id", EventName: "page_view", EventTime: kt - 5, UserID: "raw-user", Present: pipeline.HasUserID}
 	}
 	b := &pipeline.Batch{Topic: "events", Partition: 3}
 	b.Events = append(b.Events, ev(10, t0), ev(11, t0+hour+1), ev(12, t0+2), ev(13, t0+3), ev(14, t0+4))
@@ -329,9 +330,9 @@ func testStagedThenStreamed(t *testing.T, o Options) {
 	}
 }
 
-// TestReusedWritersReproduce: writers come back from the pool between
-// flushes; a range flushed again through reused writers is byte-identical.
-func TestReusedWritersReproduce(t *testing.T) {
+// TestRangeRewrittenReproduces: a range flushed again by the same sink
+// (new writers, parquet-go's buffer pools warm) holds the same rows.
+func TestRangeRewrittenReproduces(t *testing.T) {
 	dir := t.TempDir()
 	store, _ := objstore.NewDir(dir)
 	s, _ := New(store, Options{})
@@ -364,7 +365,7 @@ func TestReusedWritersReproduce(t *testing.T) {
 	}
 	for k := range first {
 		if !sameRows(t, first[k], again[k]) {
-			t.Errorf("%s differs when written by a reused writer", k)
+			t.Errorf("%s differs when written again", k)
 		}
 	}
 }
@@ -386,6 +387,7 @@ func eventsBatch(off int64, n int) *pipeline.Batch {
 		o := off + i
 		b.Events = append(b.Events, pipeline.Event{Topic: "events", Partition: 1, Offset: o, KafkaTime: t0 + o,
 			EventID: fmt.Sprintf("%08d-%x", o, o*7919), EventName: "page_view", SessionID: fmt.Sprint(o * 31),
+			Present: pipeline.HasSessionID | pipeline.HasPageURL,
 			PageURL: fmt.Sprintf("https://shop.example/p/%d?q=%x", o%977, o*104729)})
 	}
 	return b
@@ -552,5 +554,147 @@ func TestBrokenSpoolStopsTheFlush(t *testing.T) {
 	p.Discard()
 	if err := p.Write(eventsBatch(0, 10)); err != nil {
 		t.Errorf("write after Discard: %v", err)
+	}
+}
+
+// TestColumnChunkPaths: every column chunk of every file a sink writes —
+// its first files and the ones after, staged or streamed, one row group or
+// many — names its column in path_in_schema. parquet-go v0.32.0 writers
+// lose their column paths on Reset (see TestVerifyCatchesInvalidFiles); a
+// sink that reused them fails here from its second file on.
+func TestColumnChunkPaths(t *testing.T) {
+	bothModes(t, func(t *testing.T, o Options) {
+		dir := t.TempDir()
+		store, _ := objstore.NewDir(dir)
+		o.RowGroupBytes = 16 << 10
+		s, _ := New(store, o)
+		defer s.Close()
+		p, _ := s.OpenPartition("events", 1)
+		var paths []string
+		off := int64(0)
+		for _, n := range []int{3, stageRows + 50, 2000, 10, 900} {
+			b := eventsBatch(off, n)
+			b.Events[0].Reject("decode", "bad") // a rejected file per flush too
+			if err := p.Write(b); err != nil {
+				t.Fatal(err)
+			}
+			res, err := p.Flush(context.Background(), off, off+int64(n)-1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range res.Files {
+				paths = append(paths, filepath.Join(dir, f.Key))
+			}
+			off += int64(n)
+		}
+		if len(paths) != 10 {
+			t.Fatalf("%d files, want 10", len(paths))
+		}
+		multi := false
+		for _, path := range paths {
+			pr, err := pqfile.OpenParquetFile(path, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cols := EventColumns
+			if strings.Contains(path, "/rejected/") {
+				cols = RejectedColumns
+			}
+			multi = multi || pr.NumRowGroups() > 1
+			for g := 0; g < pr.NumRowGroups(); g++ {
+				rg := pr.MetaData().RowGroup(g)
+				if rg.NumColumns() != len(cols) {
+					t.Fatalf("%s row group %d: %d chunks", path, g, rg.NumColumns())
+				}
+				for c := range cols {
+					cc, _ := rg.ColumnChunk(c)
+					if got := cc.PathInSchema().String(); got != cols[c].Name {
+						t.Errorf("%s row group %d column %d: path_in_schema %q, want %q", filepath.Base(path), g, c, got, cols[c].Name)
+					}
+				}
+			}
+			pr.Close()
+		}
+		if !multi {
+			t.Error("no file with several row groups")
+		}
+	})
+}
+
+// TestVerifyCatchesInvalidFiles: the footer check that runs before a range
+// is recorded done refuses files that break the contract. The first case
+// is the upstream defect sluice works around, as a minimal reproducer: a
+// parquet-go GenericWriter used again after Reset writes column chunks
+// with an empty path_in_schema.
+func TestVerifyCatchesInvalidFiles(t *testing.T) {
+	rows := []EventRow{{EventID: "a", EventName: "x"}, {EventID: "b", EventName: "y"}}
+	write := func(w *pq.GenericWriter[EventRow], buf *bytes.Buffer) *io.SectionReader {
+		if _, err := w.Write(rows); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return io.NewSectionReader(bytes.NewReader(buf.Bytes()), 0, int64(buf.Len()))
+	}
+	var first, second bytes.Buffer
+	w := pq.NewGenericWriter[EventRow](&first)
+	if err := verify(write(w, &first), false, 2); err != nil {
+		t.Fatalf("a new writer's file: %v", err)
+	}
+	if err := verify(write(w, &first), false, 3); !errors.Is(err, errInvalidFile) {
+		t.Errorf("row count not checked: %v", err)
+	}
+	w.Reset(&second)
+	reused := write(w, &second)
+	if err := verify(reused, false, 2); err == nil {
+		t.Log("parquet-go's Reset keeps column paths now: writers could be pooled again")
+	} else if !errors.Is(err, errInvalidFile) || !strings.Contains(err.Error(), `path_in_schema [""]`) {
+		t.Errorf("reused writer: %v", err)
+	}
+	var other bytes.Buffer
+	ow := pq.NewGenericWriter[struct {
+		EventID string `parquet:"event_id"`
+	}](&other)
+	ow.Write([]struct {
+		EventID string `parquet:"event_id"`
+	}{{"a"}})
+	ow.Close()
+	if err := verify(io.NewSectionReader(bytes.NewReader(other.Bytes()), 0, int64(other.Len())), false, 1); !errors.Is(err, errInvalidFile) {
+		t.Errorf("wrong schema: %v", err)
+	}
+	if err := verify(io.NewSectionReader(bytes.NewReader(first.Bytes()[:first.Len()-9]), 0, int64(first.Len()-9)), false, 2); !errors.Is(err, errInvalidFile) {
+		t.Errorf("truncated footer: %v", err)
+	}
+}
+
+// shortSpool reads back one byte less than was written: a file whose
+// footer cannot be read.
+type shortSpool struct{ memFile }
+
+func (s *shortSpool) Reader() *io.SectionReader {
+	return io.NewSectionReader(bytes.NewReader(s.Bytes()), 0, int64(s.Buffer.Len()-1))
+}
+
+// TestInvalidFileBreaksTheSink: a file that fails the footer check is never
+// uploaded (so never recorded done): Flush says ErrSinkBroken.
+func TestInvalidFileBreaksTheSink(t *testing.T) {
+	dir := t.TempDir()
+	store, _ := objstore.NewDir(dir)
+	s, _ := New(store, Options{})
+	p, _ := s.OpenPartition("events", 1)
+	if err := p.Write(eventsBatch(0, stageRows+10)); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range p.(*Partition).files {
+		f.out = &shortSpool{}
+		f.ew = pq.NewGenericWriter[EventRow](f.out, s.wopts...)
+	}
+	_, err := p.Flush(context.Background(), 0, stageRows+9)
+	if !errors.Is(err, pipeline.ErrSinkBroken) || !strings.Contains(err.Error(), "invalid parquet file") {
+		t.Fatalf("flush: %v, want ErrSinkBroken for an invalid file", err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "events", "*", "*", "*")); len(files) != 0 {
+		t.Errorf("uploaded: %v", files)
 	}
 }

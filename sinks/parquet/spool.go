@@ -25,7 +25,7 @@ type spoolFile interface {
 	// InMemory tells whether the bytes are held in memory.
 	InMemory() bool
 	// Reader reads the bytes written (the file must be complete).
-	Reader() io.Reader
+	Reader() *io.SectionReader
 	// Release drops the bytes; the spoolFile is not used afterwards.
 	Release()
 }
@@ -33,10 +33,12 @@ type spoolFile interface {
 // memFile keeps a file in memory (no spool directory).
 type memFile struct{ bytes.Buffer }
 
-func (m *memFile) Len() int64        { return int64(m.Buffer.Len()) }
-func (m *memFile) InMemory() bool    { return true }
-func (m *memFile) Reader() io.Reader { return bytes.NewReader(m.Bytes()) }
-func (m *memFile) Release()          { m.Buffer = bytes.Buffer{} }
+func (m *memFile) Len() int64     { return int64(m.Buffer.Len()) }
+func (m *memFile) InMemory() bool { return true }
+func (m *memFile) Reader() *io.SectionReader {
+	return io.NewSectionReader(bytes.NewReader(m.Bytes()), 0, int64(m.Buffer.Len()))
+}
+func (m *memFile) Release() { m.Buffer = bytes.Buffer{} }
 
 // diskFile is a file in the spool directory.
 type diskFile struct {
@@ -57,9 +59,9 @@ func (d *diskFile) Write(b []byte) (int, error) {
 	return n, d.err
 }
 
-func (d *diskFile) Len() int64        { return d.n }
-func (d *diskFile) InMemory() bool    { return false }
-func (d *diskFile) Reader() io.Reader { return io.NewSectionReader(d.f, 0, d.n) }
+func (d *diskFile) Len() int64                { return d.n }
+func (d *diskFile) InMemory() bool            { return false }
+func (d *diskFile) Reader() *io.SectionReader { return io.NewSectionReader(d.f, 0, d.n) }
 func (d *diskFile) Release() {
 	d.f.Close()
 	os.Remove(d.f.Name())

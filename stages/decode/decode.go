@@ -6,9 +6,12 @@ package decode
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -19,17 +22,39 @@ import (
 // StageName is the name rejections of this stage carry.
 const StageName = "decode"
 
+// Reasons of records rejected before they are parsed.
+const (
+	// ReasonTombstone: the record value is null (a Kafka tombstone).
+	ReasonTombstone = "tombstone: record value is null"
+	// ReasonEmpty: the record value is empty (zero bytes).
+	ReasonEmpty = "empty record value"
+)
+
+// Stats count what the decode stages of every partition saw, for metrics;
+// safe for concurrent use.
+type Stats struct {
+	Tombstones  atomic.Int64 // records with a null value
+	EmptyValues atomic.Int64 // records with an empty value
+}
+
 // Stage decodes records. It keeps one parser and scratch buffers, so one
 // Stage must not be shared between partition workers.
 type Stage struct {
+	stats   *Stats
 	p       fastjson.Parser
 	scratch []byte // string arena of the current event
 	extra   []byte
 	props   []byte
 }
 
-// New returns a decode stage.
-func New() *Stage { return &Stage{} }
+// New returns a decode stage counting into stats (shared by the stages of
+// every partition; nil: counts of its own).
+func New(stats *Stats) *Stage {
+	if stats == nil {
+		stats = new(Stats)
+	}
+	return &Stage{stats: stats}
+}
 
 // Name implements pipeline.Stage.
 func (s *Stage) Name() string { return StageName }
@@ -104,6 +129,13 @@ func lookupField(key []byte) int {
 	return -1
 }
 
+// presence maps the optional fields to their bit in Event.Present.
+var presence = [numFields]pipeline.Fields{
+	fUserID: pipeline.HasUserID, fSessionID: pipeline.HasSessionID, fUserAgent: pipeline.HasUserAgent,
+	fAppID: pipeline.HasAppID, fPlatform: pipeline.HasPlatform, fPageURL: pipeline.HasPageURL,
+	fReferrer: pipeline.HasReferrer, fProperties: pipeline.HasProperties,
+}
+
 // span is a string's place in the scratch arena.
 type span struct{ off, n int32 }
 
@@ -111,11 +143,23 @@ type span struct{ off, n int32 }
 // rejecting the record otherwise; e is left partly filled on rejection.
 func (s *Stage) Decode(e *pipeline.Event) string {
 	raw := e.Raw
+	if raw == nil {
+		s.stats.Tombstones.Add(1)
+		return ReasonTombstone
+	}
 	if len(raw) == 0 {
-		return "empty record value"
+		s.stats.EmptyValues.Add(1)
+		return ReasonEmpty
 	}
 	if !utf8.Valid(raw) {
 		return "record value is not valid UTF-8"
+	}
+	if hasControl(raw) {
+		// RFC 8259: control characters in strings must be escaped;
+		// fastjson lets them through.
+		if at, c := controlInString(raw); at >= 0 {
+			return fmt.Sprintf("invalid JSON: unescaped control character U+%04X in a string at offset %d", c, at)
+		}
 	}
 	// The parser is lenient about numbers (007, NaN): integers are checked
 	// where they are read, and the JSON text we pass on (properties,
@@ -123,7 +167,7 @@ func (s *Stage) Decode(e *pipeline.Event) string {
 	// record in a second pass.
 	v, err := s.p.ParseBytes(raw)
 	if err != nil {
-		return "invalid JSON: " + err.Error()
+		return jsonReason("invalid JSON: ", err)
 	}
 	obj, err := v.Object()
 	if err != nil {
@@ -237,7 +281,7 @@ func (s *Stage) Decode(e *pipeline.Event) string {
 
 	if len(s.props) > 0 {
 		if err := fastjson.ValidateBytes(s.props); err != nil {
-			return "invalid JSON in properties: " + err.Error()
+			return jsonReason("invalid JSON in properties: ", err)
 		}
 	}
 	if len(s.extra) > 0 {
@@ -245,7 +289,7 @@ func (s *Stage) Decode(e *pipeline.Event) string {
 		err := fastjson.ValidateBytes(s.extra)
 		s.extra = s.extra[:len(s.extra)-1]
 		if err != nil {
-			return "invalid JSON: " + err.Error()
+			return jsonReason("invalid JSON: ", err)
 		}
 	}
 
@@ -263,10 +307,16 @@ func (s *Stage) Decode(e *pipeline.Event) string {
 	e.EventID = cut(spans[fEventID])
 	e.EventName = cut(spans[fEvent])
 	e.EventTime = ts
-	if vals[fUserID] != nil {
-		e.UserID = cut(spans[fUserID])
-		e.HasUserID = true
+	e.Present = 0
+	for f, has := range presence {
+		if has != 0 && vals[f] != nil {
+			e.Present |= has
+		}
 	}
+	if len(s.extra) > 0 {
+		e.Present |= pipeline.HasExtra
+	}
+	e.UserID = cut(spans[fUserID])
 	e.SessionID = cut(spans[fSessionID])
 	e.UserAgent = cut(spans[fUserAgent])
 	e.AppID = cut(spans[fAppID])
@@ -283,6 +333,53 @@ func (s *Stage) Decode(e *pipeline.Event) string {
 		}
 	}
 	return ""
+}
+
+// hasControl reports whether b holds a byte below 0x20 (control
+// characters, JSON whitespace \t \n \r included), eight bytes at a time:
+// compact records without one are the rule.
+func hasControl(b []byte) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		// Some byte < 0x20 (x - 0x20 per byte borrows into its high bit).
+		if (x-0x20*lo)&^x&hi != 0 {
+			return true
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
+// controlInString returns the offset and value of the first control
+// character (below 0x20) inside a JSON string of b, or -1. Control
+// characters outside strings are whitespace or a syntax error the parser
+// reports.
+func controlInString(b []byte) (int, byte) {
+	in, esc := false, false
+	for i, c := range b {
+		switch {
+		case !in:
+			in = c == '"'
+		case esc:
+			esc = false
+			if c < 0x20 {
+				return i, c
+			}
+		case c == '\\':
+			esc = true
+		case c == '"':
+			in = false
+		case c < 0x20:
+			return i, c
+		}
+	}
+	return -1, 0
 }
 
 func (s *Stage) add(b []byte) span {
@@ -333,6 +430,23 @@ func isInteger(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// jsonReason is a parser error as a short reason: the parser nests one
+// "cannot parse …" per level (thousands for deeply nested input) and quotes
+// the unparsed input, so the start and the cause are kept and the rest cut.
+func jsonReason(prefix string, err error) string {
+	msg, tail := err.Error(), ""
+	if i := strings.LastIndex(msg, "; unparsed tail: "); i >= 0 {
+		msg, tail = msg[:i], msg[i:]
+		if len(tail) > 60 {
+			tail = tail[:60] + "…"
+		}
+	}
+	if parts := strings.Split(msg, ": "); len(parts) > 5 {
+		msg = strings.Join(parts[:3], ": ") + ": …: " + parts[len(parts)-1]
+	}
+	return pipeline.ShortReason(prefix + msg + tail)
 }
 
 func wrongType(field, want string, v *fastjson.Value) string {

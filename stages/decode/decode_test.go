@@ -15,7 +15,7 @@ import (
 func decodeOne(t testing.TB, raw string) (pipeline.Event, string) {
 	t.Helper()
 	e := pipeline.Event{Raw: []byte(raw)}
-	return e, New().Decode(&e)
+	return e, New(nil).Decode(&e)
 }
 
 func TestDecodeValid(t *testing.T) {
@@ -28,7 +28,7 @@ func TestDecodeValid(t *testing.T) {
 			eq(t, e.EventID, "a")
 			eq(t, e.EventName, "page_view")
 			eq(t, e.EventTime, int64(1772366400000))
-			eq(t, e.HasUserID, false)
+			eq(t, e.Present, pipeline.Fields(0))
 			eq(t, e.Extra, "")
 			eq(t, e.Properties, "")
 		}},
@@ -40,7 +40,7 @@ func TestDecodeValid(t *testing.T) {
 		}},
 		{"integer user id keeps exact digits", `{"event_id":"a","event":"x","ts":1,"user_id":12345678901234567890123}`, func(t *testing.T, e pipeline.Event) {
 			eq(t, e.UserID, "12345678901234567890123")
-			eq(t, e.HasUserID, true)
+			eq(t, e.Present, pipeline.HasUserID)
 		}},
 		{"negative integer user id", `{"event_id":"a","event":"x","ts":1,"user_id":-42}`, func(t *testing.T, e pipeline.Event) {
 			eq(t, e.UserID, "-42")
@@ -48,11 +48,25 @@ func TestDecodeValid(t *testing.T) {
 		{"string user id as is", `{"event_id":"a","event":"x","ts":1,"user_id":"U-\u00e9"}`, func(t *testing.T, e pipeline.Event) {
 			eq(t, e.UserID, "U-é")
 		}},
-		{"explicit null is absent", `{"event_id":"a","event":"x","ts":1,"user_id":null,"ip":null,"properties":null,"session_id":null}`, func(t *testing.T, e pipeline.Event) {
-			eq(t, e.HasUserID, false)
+		{"explicit null is absent", `{"event_id":"a","event":"x","ts":1,"user_id":null,"ip":null,"properties":null,"session_id":null,"app_id":null,"platform":null,"page_url":null,"referrer":null,"user_agent":null}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.Present, pipeline.Fields(0))
 			eq(t, e.IP.IsValid(), false)
 			eq(t, e.IPInvalid, false)
 			eq(t, e.Properties, "")
+		}},
+		{"empty strings are values", `{"event_id":"a","event":"x","ts":1,"user_id":"","session_id":"","app_id":"","platform":"","page_url":"","referrer":"","user_agent":"","properties":{}}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.Present, pipeline.HasUserID|pipeline.HasSessionID|pipeline.HasAppID|pipeline.HasPlatform|
+				pipeline.HasPageURL|pipeline.HasReferrer|pipeline.HasUserAgent|pipeline.HasProperties)
+			eq(t, e.UserID+e.SessionID+e.AppID+e.Platform+e.PageURL+e.Referrer+e.UserAgent, "")
+			eq(t, e.Properties, "{}")
+			eq(t, e.Extra, "")
+		}},
+		{"unknown field makes extra present", `{"event_id":"a","event":"x","ts":1,"z":""}`, func(t *testing.T, e pipeline.Event) {
+			eq(t, e.Present, pipeline.HasExtra)
+			eq(t, e.Extra, `{"z":""}`)
+		}},
+		{"whitespace and escaped control characters", "{\n\t\"event_id\":\"a\\u0000\\n\",\r\n\"event\":\"x\",\"ts\":1}\n", func(t *testing.T, e pipeline.Event) {
+			eq(t, e.EventID, "a\x00\n")
 		}},
 		{"all optional fields", `{"event_id":"a","event":"x","ts":1,"session_id":"s","ip":"203.0.113.9","user_agent":"UA/1","app_id":"app","platform":"web","page_url":"https://e.com/p","referrer":"https://r.com/","properties":{"a":[1,2,{"b":null}],"c":"d"}}`, func(t *testing.T, e pipeline.Event) {
 			eq(t, e.SessionID, "s")
@@ -100,6 +114,11 @@ func TestDecodeValid(t *testing.T) {
 func TestDecodeRejects(t *testing.T) {
 	tests := []struct{ raw, want string }{
 		{``, "empty record value"},
+		{"{\"event_id\":\"a\x00b\",\"event\":\"x\",\"ts\":1}", "invalid JSON: unescaped control character U+0000 in a string at offset 14"},
+		{"{\"event_id\":\"a\",\"event\":\"x\ty\",\"ts\":1}", "unescaped control character U+0009"},
+		{"{\"event_id\":\"a\",\"event\":\"x\",\"ts\":1,\"p\":\"line\nbreak\"}", "unescaped control character U+000A"},
+		{"{\"event_id\":\"a\",\"event\":\"x\",\"ts\":1,\"k\x1f\":1}", "unescaped control character U+001F"},
+		{"{\"event_id\":\"a\",\"event\":\"x\",\"ts\":1,\"p\":\"\\\x01\"}", "unescaped control character U+0001"},
 		{"\xff\xfe{}", "record value is not valid UTF-8"},
 		{`not json`, "invalid JSON"},
 		{`{"event_id":"a"`, "invalid JSON"},
@@ -145,6 +164,42 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// TestRejectReasons checks what Process records for the records that
+// used to get long or shared reasons: a tombstone has its own reason and
+// count, distinct from an empty value, and no reason is over 300 bytes.
+func TestRejectReasons(t *testing.T) {
+	deep := strings.Repeat(`{"a":`, 400) + "1" + strings.Repeat("}", 400)
+	b := &pipeline.Batch{Events: []pipeline.Event{
+		{Raw: nil},
+		{Raw: []byte{}},
+		{Raw: []byte(deep)},
+		{Raw: []byte(strings.Repeat("[", 20000))},
+		{Raw: []byte(`{"event_id":"a","event":"x","ts":"` + strings.Repeat("é", 400) + `"}`)},
+	}}
+	stats := &Stats{}
+	if err := New(stats).Process(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, b.Events[0].RejectReason, "tombstone: record value is null")
+	eq(t, b.Events[1].RejectReason, "empty record value")
+	eq(t, stats.Tombstones.Load(), int64(1))
+	eq(t, stats.EmptyValues.Load(), int64(1))
+	for i, e := range b.Events {
+		if e.State != pipeline.Rejected {
+			t.Fatalf("event %d not rejected", i)
+		}
+		if len(e.RejectReason) > pipeline.MaxReasonLen || !utf8.ValidString(e.RejectReason) {
+			t.Errorf("event %d: reason of %d bytes (valid UTF-8: %v)", i, len(e.RejectReason), utf8.ValidString(e.RejectReason))
+		}
+		t.Logf("event %d: %s", i, e.RejectReason)
+	}
+	for _, e := range b.Events[2:4] {
+		if !strings.HasPrefix(e.RejectReason, "invalid JSON: cannot parse JSON: ") || !strings.Contains(e.RejectReason, "it exceeds 300") {
+			t.Errorf("deep nesting: %q, want the parser's message start and its cause", e.RejectReason)
+		}
+	}
+}
+
 // TestProcessMarksRejected checks the Stage contract: bad records are
 // marked, good ones decoded, events already rejected are left alone.
 func TestProcessMarksRejected(t *testing.T) {
@@ -153,7 +208,7 @@ func TestProcessMarksRejected(t *testing.T) {
 		{Raw: []byte(`nope`)},
 		{Raw: []byte(`{"event_id":"c","event":"x","ts":1}`), State: pipeline.Dropped},
 	}}
-	if err := New().Process(context.Background(), b); err != nil {
+	if err := New(nil).Process(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 	eq(t, b.Events[0].State, pipeline.Keep)
@@ -194,7 +249,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"event_id":"a","event":"x","ts":1,"user_id":123}`))
 	f.Add([]byte(`{"event_id":"a","event":"x","ts":"2026-01-01T00:00:00.1Z","x":{"y":[1,"\u0000"]}}`))
-	s := New()
+	s := New(nil)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		e := pipeline.Event{Raw: raw}
 		reason := s.Decode(&e)

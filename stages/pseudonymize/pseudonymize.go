@@ -193,12 +193,15 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 		if e.State != pipeline.Keep {
 			continue
 		}
-		if e.HasUserID {
+		// A present id is pseudonymized whatever its value, "" included
+		// (DESIGN.md: NULL only when the input had no value).
+		if e.Has(pipeline.HasUserID) {
 			e.UserPseudoID = s.Pseudonym(e.UserID)
 			e.PseudoKeyID = s.keyID
-			e.UserID, e.HasUserID = "", false
+			e.UserID = ""
+			e.Present &^= pipeline.HasUserID
 		}
-		if s.session && e.SessionID != "" {
+		if s.session && e.Has(pipeline.HasSessionID) {
 			e.SessionID = s.Pseudonym(e.SessionID)
 		}
 		if len(s.props) > 0 && e.Properties != "" {

@@ -55,10 +55,10 @@ func TestProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := &pipeline.Batch{Events: []pipeline.Event{
-		{UserID: "user-42", HasUserID: true, SessionID: "s-1", Properties: `{"email":"a@b.c","account":12345,"nested":{"x":1},"keep":"me"}`},
-		{UserID: "12345678901234567890", HasUserID: true},
+		{UserID: "user-42", SessionID: "s-1", Present: pipeline.HasUserID | pipeline.HasSessionID, Properties: `{"email":"a@b.c","account":12345,"nested":{"x":1},"keep":"me"}`},
+		{UserID: "12345678901234567890", Present: pipeline.HasUserID},
 		{},
-		{UserID: "user-42", HasUserID: true, State: pipeline.Rejected},
+		{UserID: "user-42", Present: pipeline.HasUserID, State: pipeline.Rejected},
 	}}
 	if err := s.Process(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestProcess(t *testing.T) {
 	if e.UserPseudoID != want(secret, "user-42") || e.PseudoKeyID != "k1" {
 		t.Errorf("pseudonym %s key %s", e.UserPseudoID, e.PseudoKeyID)
 	}
-	if e.UserID != "" || e.HasUserID {
+	if e.UserID != "" || e.Has(pipeline.HasUserID) {
 		t.Error("raw user id kept on the event")
 	}
 	if e.SessionID != want(secret, "s-1") {
