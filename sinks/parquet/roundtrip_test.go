@@ -213,7 +213,7 @@ func enrich(r *rand.Rand, e *pipeline.Event, want map[string]string) {
 	want["geo_latitude"], want["geo_longitude"] = readback.Null, readback.Null
 	if r.IntN(3) > 0 {
 		e.Geo.HasLocation = true
-		e.Geo.Latitude, e.Geo.Longitude = []float64{0, -0.0, 51.5, -33.86, math.SmallestNonzeroFloat64}[r.IntN(5)], r.Float64()*360-180
+		e.Geo.Latitude, e.Geo.Longitude = []float64{0, math.Copysign(0, -1), 51.5, -33.86, math.SmallestNonzeroFloat64}[r.IntN(5)], r.Float64()*360-180
 		want["geo_latitude"], want["geo_longitude"] = readback.Cell(e.Geo.Latitude), readback.Cell(e.Geo.Longitude)
 	}
 	str("ua_browser", &e.UA.Browser)

@@ -3,6 +3,7 @@ package decode
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -284,5 +285,27 @@ func eq[T comparable](t *testing.T, got, want T) {
 	t.Helper()
 	if got != want {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestScanText holds the one-pass scan equal to utf8.Valid and a byte loop
+// on random text: ASCII, control bytes and multi-byte runes at every
+// position relative to the 32-byte blocks.
+func TestScanText(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	pieces := []string{"a", "{\"k\":1}", "\x00", "\t", "\n", "\x1f", " ", "é", "東", "\U0001F600", "\xff", "\xe6\x9d", "~", "\x7f"}
+	for range 20000 {
+		var b []byte
+		for range r.IntN(120) {
+			b = append(b, pieces[r.IntN(len(pieces))]...)
+		}
+		wantCtl := false
+		for _, c := range b {
+			wantCtl = wantCtl || c < 0x20
+		}
+		valid, ctl := scanText(b)
+		if valid != utf8.Valid(b) || (valid && ctl != wantCtl) {
+			t.Fatalf("scanText(%q) = %v, %v; want %v, %v", b, valid, ctl, utf8.Valid(b), wantCtl)
+		}
 	}
 }
