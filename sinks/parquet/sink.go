@@ -11,6 +11,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -94,6 +95,9 @@ func codec(name string) (compress.Codec, error) {
 // Sink writes Parquet files into a Store. It is safe for concurrent use by
 // the partition workers; each PartitionSink is owned by one worker.
 type Sink struct {
+	// Closed writers, reused (Reset) across files and partitions.
+	evWriters, rejWriters sync.Pool
+
 	store   Store
 	opts    Options
 	wopts   []pq.WriterOption
@@ -287,10 +291,9 @@ func (p *Partition) file(k fileKey) *file {
 
 // openWriter gives f its writer and writes the staged rows to it.
 //
-// Writers are not reused across files: parquet-go v0.32.0's Reset clears
-// the column paths its column writers share with the footer of the file
-// before, so every file after the first of a reused writer has an empty
-// path_in_schema in each column chunk (TestColumnChunkPaths).
+// Writers are reused across files (Reset): their buffers are their cost,
+// not their rows. See release for the parquet-go defect that reuse must
+// work around.
 func (p *Partition) openWriter(f *file) error {
 	out, err := p.sink.newSpoolFile()
 	if err != nil {
@@ -298,10 +301,20 @@ func (p *Partition) openWriter(f *file) error {
 	}
 	f.out = out
 	if f.key.rejected {
-		f.rw = pq.NewGenericWriter[RejectedRow](f.out, p.sink.wopts...)
+		if w, ok := p.sink.rejWriters.Get().(*pq.GenericWriter[RejectedRow]); ok {
+			w.Reset(f.out)
+			f.rw = w
+		} else {
+			f.rw = pq.NewGenericWriter[RejectedRow](f.out, p.sink.wopts...)
+		}
 		err = writeChunked(f.rw, &p.rejRows, len(f.stagedRej), func(i int, r *RejectedRow) { *r = f.stagedRej[i] }, p.rowGroupFull(f))
 	} else {
-		f.ew = pq.NewGenericWriter[EventRow](f.out, p.sink.wopts...)
+		if w, ok := p.sink.evWriters.Get().(*pq.GenericWriter[EventRow]); ok {
+			w.Reset(f.out)
+			f.ew = w
+		} else {
+			f.ew = pq.NewGenericWriter[EventRow](f.out, p.sink.wopts...)
+		}
 		err = writeChunked(f.ew, &p.evRows, len(f.staged), func(i int, r *EventRow) { f.staged[i].rowOf(r) }, p.rowGroupFull(f))
 	}
 	f.staged, f.stagedRej, f.stagedBytes = nil, nil, 0
@@ -524,12 +537,21 @@ func (p *Partition) closeFiles() error {
 		}
 		var err error
 		if f.ew != nil {
-			err = f.ew.Close()
+			if err = f.ew.Close(); err == nil {
+				err = verify(f.out.Reader(), f.key.rejected, f.rows)
+			}
+			if err == nil {
+				detachColumnPaths(f.ew.File())
+				p.sink.evWriters.Put(f.ew)
+			}
 		} else {
-			err = f.rw.Close()
-		}
-		if err == nil {
-			err = verify(f.out.Reader(), f.key.rejected, f.rows)
+			if err = f.rw.Close(); err == nil {
+				err = verify(f.out.Reader(), f.key.rejected, f.rows)
+			}
+			if err == nil {
+				detachColumnPaths(f.rw.File())
+				p.sink.rejWriters.Put(f.rw)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("parquet close %s: %w", p.name(k, 0, 0), err)
@@ -538,6 +560,25 @@ func (p *Partition) closeFiles() error {
 		delete(p.files, k)
 	}
 	return nil
+}
+
+// detachColumnPaths prepares a closed writer for Reset. parquet-go v0.32.0
+// hands the column writers' own path slices to the footer's column chunks
+// (path_in_schema), and Reset clears the footer's slices in place, so the
+// next file of the writer would name every column "" (TestColumnChunkPaths,
+// TestVerifyCatchesInvalidFiles). Giving the footer copies leaves Reset
+// nothing of the writer's to clear.
+func detachColumnPaths(f pq.FileView) {
+	if f == nil {
+		return
+	}
+	md := f.Metadata()
+	for i := range md.RowGroups {
+		for j := range md.RowGroups[i].Columns {
+			c := &md.RowGroups[i].Columns[j].MetaData
+			c.PathInSchema = slices.Clone(c.PathInSchema)
+		}
+	}
 }
 
 // release drops the closed files (uploaded, or given up).
