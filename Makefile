@@ -1,10 +1,15 @@
 # sluice — the two commands a newcomer needs: `make demo` and `make test`.
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+# The newest release of CHANGELOG.md (and the chart's appVersion; a test
+# holds them equal). Tagged trees are stamped with their tag (v stripped),
+# others with BASE_VERSION-dev.
+BASE_VERSION := 0.1.0
+VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null) && echo $${v\#v} || echo $(BASE_VERSION)-dev)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BENCHTIME ?= 2s
 
-.PHONY: all build demo test test-short lint fuzz bench chaos tools clean
+.PHONY: all build demo test test-short lint fuzz bench chaos tools clean print-version
 
 # The S3-compatible server the tests start on 127.0.0.1 (versitygw, built
 # from the Go module proxy into .tools/; rebuilt only when missing).
@@ -34,7 +39,12 @@ test: tools
 	SLUICE_VERSITYGW=$(TOOLS)/versitygw SLUICE_HELM=$(TOOLS)/helm SLUICE_NODE_MODULES=$(NODE_MODULES) \
 		$(GO) test -race -count=1 -timeout 30m ./...
 
-tools: $(TOOLS)/versitygw $(TOOLS)/helm $(NODE_MODULES)/hyparquet/package.json
+tools: $(TOOLS)/versitygw $(TOOLS)/helm $(TOOLS)/staticcheck $(NODE_MODULES)/hyparquet/package.json
+
+# staticcheck runs in make lint; it must report nothing.
+STATICCHECK_VERSION ?= v0.8.2
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 $(NODE_MODULES)/hyparquet/package.json:
 	mkdir -p $(TOOLS)/node
@@ -50,10 +60,11 @@ $(TOOLS)/versitygw:
 test-short:
 	$(GO) test -short -count=1 ./...
 
-lint:
+lint: $(TOOLS)/staticcheck
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(TOOLS)/staticcheck ./...
 
 # Longer fault runs: 30 kills per crash test, every fault test three times.
 CHAOS_CYCLES ?= 30
@@ -73,3 +84,7 @@ bench:
 
 clean:
 	rm -rf bin sluice-demo benchmarks/out .tools
+
+# The version make build stamps (for the image's VERSION build argument).
+print-version:
+	@echo $(VERSION)

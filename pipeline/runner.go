@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedata/sluice/internal/outage"
 )
 
 // Options configure a Runner. Zero values take the documented defaults.
@@ -56,6 +60,9 @@ type Options struct {
 	// Observer, when set, receives per-stage and per-flush measurements.
 	Observer Observer
 
+	// StoreName names the store in logs (its URL). Default "object store".
+	StoreName string
+
 	// State, when set, makes delivery exactly once: each flush records its
 	// range as pending before uploading and as done after, with
 	// compare-and-swap writes, and a partition resumes from its state (a
@@ -97,6 +104,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.RetryBackoffMax == 0 {
 		o.RetryBackoffMax = 10 * time.Second
+	}
+	if o.StoreName == "" {
+		o.StoreName = "object store"
 	}
 }
 
@@ -155,6 +165,10 @@ type Runner struct {
 
 	client *kgo.Client
 
+	// Outages of the brokers and of the store, logged at WARN once per
+	// 30 s while they last and at INFO when they end.
+	brokersDown, storeDown *outage.Log
+
 	mu      sync.Mutex
 	workers map[topicPartition]*worker
 	failed  error
@@ -171,13 +185,15 @@ func NewRunner(opts Options, stages StageFactory, sink Sink, log *slog.Logger) (
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Runner{
-		flushSlots: make(chan struct{}, 4),
-		opts:       opts,
-		stages:     stages,
-		sink:       sink,
-		log:        log,
-		workers:    make(map[topicPartition]*worker),
-		lag:        make(map[topicPartition]int64),
+		brokersDown: outage.New(log, "kafka broker", 0),
+		storeDown:   outage.New(log, "object store", 0),
+		flushSlots:  make(chan struct{}, 4),
+		opts:        opts,
+		stages:      stages,
+		sink:        sink,
+		log:         log,
+		workers:     make(map[topicPartition]*worker),
+		lag:         make(map[topicPartition]int64),
 	}, nil
 }
 
@@ -285,6 +301,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(r.assigned),
 		kgo.OnPartitionsRevoked(r.revoked),
 		kgo.OnPartitionsLost(r.lost),
+		kgo.WithHooks(connHook{r.brokersDown}),
 	}
 	if r.opts.State != nil {
 		kopts = append(kopts, kgo.AdjustFetchOffsetsFn(r.adjust))
@@ -426,7 +443,8 @@ func (r *Runner) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 					break
 				}
 				r.stats.StateErrors.Add(1)
-				r.log.Warn("cannot read partition state; retrying", "topic", topic, "partition", p, "retry_in", backoff, "err", err)
+				r.storeDown.Fail(r.opts.StoreName, err)
+				r.log.Debug("cannot read partition state; retrying", "topic", topic, "partition", p, "retry_in", backoff, "err", err)
 				select {
 				case <-time.After(backoff):
 				case <-ctx.Done():
@@ -434,6 +452,7 @@ func (r *Runner) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 				}
 				backoff = min(2*backoff, r.opts.RetryBackoffMax)
 			}
+			r.storeDown.OK(r.opts.StoreName)
 			start := workerStart{ck: ck, start: -1}
 			if found {
 				st := ck.state
@@ -521,6 +540,20 @@ func (r *Runner) stopWorkers(ctx context.Context, ws []*worker, discard bool) {
 			r.log.Info("partition released", "topic", w.topic, "partition", w.partition)
 		}
 	}
+}
+
+// connHook reports every dial of a broker to an outage log: the address
+// and error of a broker that cannot be reached, and its recovery.
+type connHook struct{ down *outage.Log }
+
+// OnBrokerConnect implements kgo.HookBrokerConnect.
+func (h connHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	addr := net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port)))
+	if err != nil {
+		h.down.Fail(addr, err)
+		return
+	}
+	h.down.OK(addr)
 }
 
 // commit commits offset next (one past the last flushed record) for one

@@ -324,8 +324,10 @@ func (w *worker) overMemory(bytes int64) bool {
 	return total > w.r.opts.MemoryLimit && bytes*max(w.r.numWorkers(), 1) >= total
 }
 
-// retry runs op until it succeeds, the worker is canceled, or op reports
-// a permanent error (stop); it backs off between attempts.
+// retry runs op, a store operation, until it succeeds, the worker is
+// canceled, or op reports a permanent error (stop); it backs off between
+// attempts. Failures go to the store's outage log (WARN at most every
+// 30 s, INFO on recovery); each retry is logged at DEBUG.
 func (w *worker) retry(what string, failures interface{ Add(int64) int64 }, op func() (stop bool, err error)) bool {
 	backoff := w.r.opts.RetryBackoff
 	failing := false
@@ -337,6 +339,9 @@ func (w *worker) retry(what string, failures interface{ Add(int64) int64 }, op f
 	for {
 		stop, err := op()
 		if err == nil {
+			if failing {
+				w.r.storeDown.OK(w.r.opts.StoreName)
+			}
 			return true
 		}
 		if stop || w.ctx.Err() != nil {
@@ -347,7 +352,8 @@ func (w *worker) retry(what string, failures interface{ Add(int64) int64 }, op f
 			failing = true
 			w.r.failing.Add(1)
 		}
-		w.r.log.Warn(what+" failed; retrying", "topic", w.topic, "partition", w.partition,
+		w.r.storeDown.Fail(w.r.opts.StoreName, err)
+		w.r.log.Debug(what+" failed; retrying", "topic", w.topic, "partition", w.partition,
 			"first", w.first, "last", w.last, "retry_in", backoff, "err", err)
 		select {
 		case <-time.After(backoff):

@@ -54,6 +54,13 @@ func TestHealthAndMetrics(t *testing.T) {
 	if _, body := get(addr, "/metrics"); !strings.Contains(body, "sluice_ready 0") {
 		t.Error("metrics do not say not ready")
 	}
+	// The unreachable broker is in the log at WARN with its address and
+	// error, once (the next one is due 30 s later), though the client
+	// dials it again and again.
+	logs := p.stderr.String()
+	if n := strings.Count(logs, `level=WARN msg="kafka broker unreachable; retrying" addr=`+dead); n != 1 || !strings.Contains(logs, "connection refused") {
+		t.Errorf("%d warnings about the unreachable broker %s, want 1 with the error:\n%s", n, dead, logs)
+	}
 	p.stop(t)
 
 	kc := testkit.Kafka(t, "events", 2)

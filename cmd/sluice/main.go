@@ -15,10 +15,34 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version and commit are set at build time with -ldflags "-X
+// main.version=… -X main.commit=…" (make build, the Dockerfile); a plain go
+// build says dev and takes the commit from the build info when it has one.
+var (
+	version = "dev"
+	commit  = ""
+)
+
+// versionLine is what `sluice version` prints: version, commit, Go version
+// and platform.
+func versionLine() string {
+	c := commit
+	if c == "" {
+		c = "unknown"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+					c = s.Value[:12]
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("sluice %s (commit %s, %s, %s/%s)", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
 
 // exitError carries a process exit code.
 type exitError struct {
@@ -39,7 +63,7 @@ Usage:
   sluice validate --config sluice.yaml    check a config (and its GeoIP file and keys); print every problem
   sluice schema   [--format markdown|json] the data dictionary: columns, types, sources, privacy classes
   sluice ddl      --dialect D [--url U]   CREATE statements for snowflake, bigquery, athena, clickhouse, duckdb
-  sluice version
+  sluice version                          version, commit, Go version
 
 Run "sluice COMMAND -h" for a command's flags.
 `)
@@ -68,7 +92,7 @@ func main() {
 	case "ddl":
 		err = cmdDDL(args, os.Stdout)
 	case "version", "--version":
-		fmt.Println("sluice", version)
+		fmt.Println(versionLine())
 	case "help", "-h", "--help":
 		usage(os.Stdout)
 	default:

@@ -229,6 +229,7 @@ func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory
 	}
 	r, err := pipeline.NewRunner(pipeline.Options{
 		State:           stateStore{store},
+		StoreName:       store.String(),
 		Brokers:         brokers,
 		Topics:          cfg.Kafka.Topics,
 		Group:           cfg.Kafka.Group,
