@@ -17,6 +17,7 @@ import (
 	"github.com/sluicedata/sluice/internal/synth"
 	"github.com/sluicedata/sluice/internal/testkit"
 	"github.com/sluicedata/sluice/pipeline"
+	"github.com/sluicedata/sluice/pipeline/kafka"
 	"github.com/sluicedata/sluice/sinks/objstore"
 	pqsink "github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/stages/decode"
@@ -201,7 +202,7 @@ func endToEnd(b *testing.B, partitions int32, n int, stages pipeline.StageFactor
 			b.Fatal(err)
 		}
 		sink, _ := pqsink.New(store, pqsink.Options{})
-		r, err := pipeline.NewRunner(pipeline.Options{
+		r, err := kafka.NewRunner(kafka.Options{
 			Brokers: kc.ListenAddrs(), Topics: []string{"events"}, Group: fmt.Sprintf("bench-%d", i),
 			RollMaxAge: time.Hour, RollMaxRows: 1_000_000,
 		}, stages, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))

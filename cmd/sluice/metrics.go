@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/sluicedata/sluice/pipeline"
+	"github.com/sluicedata/sluice/pipeline/kafka"
 )
 
 // metrics is sluice's Prometheus registry: the runner's totals and gauges
@@ -66,29 +66,29 @@ func (m *metrics) FlushDone(_ string, _ int32, files int, _, _ int64, took time.
 
 // watch registers the values read from the runner and the stages at
 // scrape time.
-func (m *metrics) watch(r *pipeline.Runner, stages *stageSet, memoryLimit int64) {
-	counter := func(name, help string, f func(s pipeline.StatsSnapshot) int64) {
+func (m *metrics) watch(r *kafka.Runner, stages *stageSet, memoryLimit int64) {
+	counter := func(name, help string, f func(s kafka.StatsSnapshot) int64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 { return float64(f(r.Stats().Snapshot())) }))
 	}
 	gauge := func(name, help string, f func() float64) {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 	}
-	counter("sluice_records_in_total", "Kafka records processed.", func(s pipeline.StatsSnapshot) int64 { return s.RecordsIn })
-	counter("sluice_events_kept_total", "Events buffered for the events output.", func(s pipeline.StatsSnapshot) int64 { return s.EventsKept })
-	counter("sluice_events_rejected_total", "Records rejected with a reason.", func(s pipeline.StatsSnapshot) int64 { return s.EventsRejected })
-	counter("sluice_events_dropped_total", "Events dropped by a stage.", func(s pipeline.StatsSnapshot) int64 { return s.EventsDropped })
-	counter("sluice_records_flushed_total", "Records whose flush completed.", func(s pipeline.StatsSnapshot) int64 { return s.RecordsFlushed })
-	counter("sluice_flushes_total", "Completed flushes.", func(s pipeline.StatsSnapshot) int64 { return s.Flushes })
-	counter("sluice_files_written_total", "Files written.", func(s pipeline.StatsSnapshot) int64 { return s.FilesWritten })
-	counter("sluice_rows_written_total", "Rows written.", func(s pipeline.StatsSnapshot) int64 { return s.RowsWritten })
-	counter("sluice_bytes_written_total", "Bytes written.", func(s pipeline.StatsSnapshot) int64 { return s.BytesWritten })
-	counter("sluice_flush_errors_total", "Failed flush attempts (retried).", func(s pipeline.StatsSnapshot) int64 { return s.FlushErrors })
-	counter("sluice_commit_errors_total", "Failed offset commits.", func(s pipeline.StatsSnapshot) int64 { return s.CommitErrors })
-	counter("sluice_fetch_errors_total", "Kafka fetch errors.", func(s pipeline.StatsSnapshot) int64 { return s.FetchErrors })
-	counter("sluice_state_errors_total", "Failed partition state reads and writes (retried).", func(s pipeline.StatsSnapshot) int64 { return s.StateErrors })
-	counter("sluice_state_conflicts_total", "Partitions given up because another member moved their state.", func(s pipeline.StatsSnapshot) int64 { return s.StateConflicts })
-	counter("sluice_replays_total", "Pending ranges re-run after a restart.", func(s pipeline.StatsSnapshot) int64 { return s.Replays })
+	counter("sluice_records_in_total", "Kafka records processed.", func(s kafka.StatsSnapshot) int64 { return s.RecordsIn })
+	counter("sluice_events_kept_total", "Events buffered for the events output.", func(s kafka.StatsSnapshot) int64 { return s.EventsKept })
+	counter("sluice_events_rejected_total", "Records rejected with a reason.", func(s kafka.StatsSnapshot) int64 { return s.EventsRejected })
+	counter("sluice_events_dropped_total", "Events dropped by a stage.", func(s kafka.StatsSnapshot) int64 { return s.EventsDropped })
+	counter("sluice_records_flushed_total", "Records whose flush completed.", func(s kafka.StatsSnapshot) int64 { return s.RecordsFlushed })
+	counter("sluice_flushes_total", "Completed flushes.", func(s kafka.StatsSnapshot) int64 { return s.Flushes })
+	counter("sluice_files_written_total", "Files written.", func(s kafka.StatsSnapshot) int64 { return s.FilesWritten })
+	counter("sluice_rows_written_total", "Rows written.", func(s kafka.StatsSnapshot) int64 { return s.RowsWritten })
+	counter("sluice_bytes_written_total", "Bytes written.", func(s kafka.StatsSnapshot) int64 { return s.BytesWritten })
+	counter("sluice_flush_errors_total", "Failed flush attempts (retried).", func(s kafka.StatsSnapshot) int64 { return s.FlushErrors })
+	counter("sluice_commit_errors_total", "Failed offset commits.", func(s kafka.StatsSnapshot) int64 { return s.CommitErrors })
+	counter("sluice_fetch_errors_total", "Kafka fetch errors.", func(s kafka.StatsSnapshot) int64 { return s.FetchErrors })
+	counter("sluice_state_errors_total", "Failed partition state reads and writes (retried).", func(s kafka.StatsSnapshot) int64 { return s.StateErrors })
+	counter("sluice_state_conflicts_total", "Partitions given up because another member moved their state.", func(s kafka.StatsSnapshot) int64 { return s.StateConflicts })
+	counter("sluice_replays_total", "Pending ranges re-run after a restart.", func(s kafka.StatsSnapshot) int64 { return s.Replays })
 	gauge("sluice_buffered_bytes", "Memory of the output all partitions are building (open row groups, writer buffers, staged rows).", func() float64 { return float64(r.Buffered()) })
 	gauge("sluice_memory_limit_bytes", "sink.memory_limit in effect (capped at a quarter of the container memory).", func() float64 { return float64(memoryLimit) })
 	gauge("sluice_oldest_unflushed_seconds", "Age of the oldest record arrival not yet flushed (end-to-end watermark).",
@@ -138,7 +138,7 @@ func (m *metrics) watch(r *pipeline.Runner, stages *stageSet, memoryLimit int64)
 }
 
 // lagCollector reports consumer lag per assigned partition.
-type lagCollector struct{ r *pipeline.Runner }
+type lagCollector struct{ r *kafka.Runner }
 
 var lagDesc = prometheus.NewDesc("sluice_consumer_lag_records", "Records behind the partition's high watermark at the last fetch.", []string{"topic", "partition"}, nil)
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluicedata/sluice/config"
 	"github.com/sluicedata/sluice/pipeline"
+	"github.com/sluicedata/sluice/pipeline/kafka"
 	"github.com/sluicedata/sluice/sinks/objstore"
 	pqsink "github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/stages/decode"
@@ -166,7 +167,7 @@ func (s *stageSet) close() {
 
 // wiring is a runner and the sink and store it writes to.
 type wiring struct {
-	runner *pipeline.Runner
+	runner *kafka.Runner
 	sink   *pqsink.Sink
 	store  objstore.Store
 }
@@ -227,8 +228,8 @@ func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory
 	if err != nil {
 		return nil, fmt.Errorf("sink.spool_dir %q: %w", cfg.Sink.SpoolDir, err)
 	}
-	r, err := pipeline.NewRunner(pipeline.Options{
-		State:           stateStore{store},
+	r, err := kafka.NewRunner(kafka.Options{
+		State:           objstore.StateStore{Store: store},
 		StoreName:       store.String(),
 		Brokers:         brokers,
 		Topics:          cfg.Kafka.Topics,
@@ -256,26 +257,6 @@ func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory
 	return &wiring{runner: r, sink: sink, store: store}, nil
 }
 
-// stateStore keeps partition state in the sink's object store, under
-// _sluice/, with its compare-and-swap writes.
-type stateStore struct{ s objstore.Store }
-
-func (a stateStore) Load(ctx context.Context, key string) ([]byte, string, error) {
-	b, v, err := a.s.GetVersion(ctx, key)
-	if errors.Is(err, objstore.ErrNotExist) {
-		return nil, "", fmt.Errorf("%w: %v", pipeline.ErrStateNotFound, err)
-	}
-	return b, v, err
-}
-
-func (a stateStore) Save(ctx context.Context, key string, data []byte, version string) (string, error) {
-	v, err := a.s.PutIf(ctx, key, data, version)
-	if errors.Is(err, objstore.ErrPrecondition) {
-		return "", fmt.Errorf("%w: %v", pipeline.ErrStateConflict, err)
-	}
-	return v, err
-}
-
 // startEmbeddedBroker runs an in-process Kafka broker (kfake) on loopback
 // with the topics created.
 func startEmbeddedBroker(topics []string, partitions int32) (*kfake.Cluster, error) {
@@ -288,7 +269,7 @@ func startEmbeddedBroker(topics []string, partitions int32) (*kfake.Cluster, err
 
 // serveObservability serves /livez, /readyz and /metrics on addr until ctx
 // ends. An address that cannot be bound is a startup error.
-func serveObservability(ctx context.Context, addr string, pprofOn bool, r *pipeline.Runner, m *metrics, log *slog.Logger) error {
+func serveObservability(ctx context.Context, addr string, pprofOn bool, r *kafka.Runner, m *metrics, log *slog.Logger) error {
 	if addr == "" {
 		return nil
 	}

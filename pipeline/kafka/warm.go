@@ -1,4 +1,4 @@
-package pipeline
+package kafka
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicedata/sluice/pipeline"
 )
 
 // warmTimeout bounds a window rebuild.
@@ -18,21 +20,21 @@ const warmTimeout = 2 * time.Minute
 // rebuild.
 func (w *worker) warm(start workerStart) error {
 	idx := -1
-	var warmer Warmer
+	var warmer pipeline.Warmer
 	for i, s := range w.stages {
-		if wm, ok := s.(Warmer); ok {
+		if wm, ok := s.(pipeline.Warmer); ok {
 			idx, warmer = i, wm
 			break
 		}
 	}
-	if warmer == nil || start.ck == nil || start.start <= 0 || start.ck.state.LastKafkaTime <= 0 {
+	if warmer == nil || start.ck == nil || start.start <= 0 || start.ck.State().LastKafkaTime <= 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(w.ctx, warmTimeout)
 	defer cancel()
 	began := time.Now()
 
-	since := start.ck.state.LastKafkaTime - warmer.Lookback().Milliseconds()
+	since := start.ck.State().LastKafkaTime - warmer.Lookback().Milliseconds()
 	listed, err := kadm.NewClient(w.r.client).ListOffsetsAfterMilli(ctx, since, w.topic)
 	if err != nil {
 		return fmt.Errorf("window rebuild: list offsets: %w", err)
@@ -58,7 +60,7 @@ func (w *worker) warm(start workerStart) error {
 	}
 	defer cl.Close()
 
-	b := &Batch{Topic: w.topic, Partition: w.partition}
+	b := &pipeline.Batch{Topic: w.topic, Partition: w.partition}
 	n := 0
 	next := from
 	for next < start.start {
@@ -72,7 +74,7 @@ func (w *worker) warm(start workerStart) error {
 				return
 			}
 			next = rec.Offset + 1
-			b.Events = append(b.Events, Event{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+			b.Events = append(b.Events, pipeline.Event{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
 				KafkaTime: rec.Timestamp.UnixMilli(), Raw: rec.Value})
 		})
 		if len(b.Events) == 0 {

@@ -1,4 +1,4 @@
-package pipeline
+package kafka
 
 import (
 	"context"
@@ -10,7 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedata/sluice/internal/failpoint"
+	"github.com/sluicedata/sluice/pipeline"
+	"github.com/sluicedata/sluice/pipeline/delivery"
 )
 
 // errStopped: the worker gave its partition up (lost, taken over by
@@ -21,8 +22,8 @@ var errStopped = errors.New("partition worker stopped")
 // first record: its state (nil without a StateStore) and the pending range
 // to re-run exactly, if any.
 type workerStart struct {
-	ck     *checkpoint
-	replay *OffsetRange
+	ck     *delivery.Checkpoint
+	replay *delivery.OffsetRange
 	start  int64 // first offset to process; -1 unknown
 }
 
@@ -34,8 +35,8 @@ type worker struct {
 	r         *Runner
 	topic     string
 	partition int32
-	stages    []Stage
-	sink      PartitionSink
+	stages    []pipeline.Stage
+	sink      pipeline.PartitionSink
 
 	init      chan workerStart
 	in        chan []*kgo.Record
@@ -44,10 +45,10 @@ type worker struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 
-	batch Batch
+	batch pipeline.Batch
 
-	ck     *checkpoint  // nil: at-least-once mode
-	replay *OffsetRange // a range that must be flushed exactly as it was
+	flusher *delivery.Flusher      // the delivery protocol of this partition
+	replay  *delivery.OffsetRange // a range that must be flushed exactly as it was
 
 	pending       bool
 	first, last   int64
@@ -60,7 +61,7 @@ type worker struct {
 	pendingSinceNano atomic.Int64 // pendingSince for OldestPending; 0 when idle
 }
 
-func newWorker(r *Runner, topic string, partition int32, stages []Stage, ps PartitionSink) *worker {
+func newWorker(r *Runner, topic string, partition int32, stages []pipeline.Stage, ps pipeline.PartitionSink) *worker {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &worker{
 		r:         r,
@@ -73,7 +74,7 @@ func newWorker(r *Runner, topic string, partition int32, stages []Stage, ps Part
 		ctx:       ctx,
 		cancel:    cancel,
 		done:      make(chan struct{}),
-		batch:     Batch{Topic: topic, Partition: partition},
+		batch:     pipeline.Batch{Topic: topic, Partition: partition},
 	}
 }
 
@@ -122,7 +123,8 @@ func (w *worker) run() {
 			return
 		}
 	}
-	w.ck, w.replay = start.ck, start.replay
+	w.flusher = delivery.NewFlusher(start.ck, w.sink, committer{w})
+	w.replay = start.replay
 	if w.replay != nil {
 		w.r.stats.Replays.Add(1)
 	}
@@ -255,7 +257,7 @@ func (w *worker) processBatch(recs []*kgo.Record) error {
 	b := &w.batch
 	b.Reset()
 	for _, rec := range recs {
-		b.Events = append(b.Events, Event{
+		b.Events = append(b.Events, pipeline.Event{
 			Topic:     rec.Topic,
 			Partition: rec.Partition,
 			Offset:    rec.Offset,
@@ -309,7 +311,7 @@ func (w *worker) processBatch(recs []*kgo.Record) error {
 }
 
 // account publishes the sink's memory to the runner's total.
-func (w *worker) account() Buffered {
+func (w *worker) account() pipeline.Buffered {
 	b := w.sink.Pending()
 	w.r.buffered.Add(b.Memory - w.buffered)
 	w.buffered = b.Memory
@@ -324,133 +326,95 @@ func (w *worker) overMemory(bytes int64) bool {
 	return total > w.r.opts.MemoryLimit && bytes*max(w.r.numWorkers(), 1) >= total
 }
 
-// retry runs op, a store operation, until it succeeds, the worker is
-// canceled, or op reports a permanent error (stop); it backs off between
-// attempts. Failures go to the store's outage log (WARN at most every
-// 30 s, INFO on recovery); each retry is logged at DEBUG.
-func (w *worker) retry(what string, failures interface{ Add(int64) int64 }, op func() (stop bool, err error)) bool {
-	backoff := w.r.opts.RetryBackoff
+// committer commits the worker's partition through the runner's client.
+type committer struct{ w *worker }
+
+func (c committer) Commit(ctx context.Context, next int64) error {
+	return c.w.r.commit(ctx, c.w.topic, c.w.partition, c.w.epoch, next)
+}
+
+// flush runs the delivery protocol over the pending range (delivery.Flusher:
+// pending → upload → done → commit), retrying what the store or the sink
+// may do better next time, with backoff; failures go to the store's outage
+// log (WARN at most every 30 s, INFO on recovery) and each retry to DEBUG.
+// It reports false if the worker stopped before the range was done.
+func (w *worker) flush() bool {
+	if !w.pending {
+		return true
+	}
+	rng := delivery.Range{First: w.first, Last: w.last, LastKafkaTime: w.lastKafkaTime}
+	var res delivery.Result
+	start := time.Now()
 	failing := false
 	defer func() {
 		if failing {
 			w.r.failing.Add(-1)
 		}
 	}()
-	for {
-		stop, err := op()
-		if err == nil {
-			if failing {
-				w.r.storeDown.OK(w.r.opts.StoreName)
+	err := delivery.Retry(w.ctx, delivery.Backoff{Initial: w.r.opts.RetryBackoff, Max: w.r.opts.RetryBackoffMax},
+		func(err error, wait time.Duration) {
+			var re *delivery.RetryableError
+			if errors.As(err, &re) && re.Step == "upload" {
+				w.r.stats.FlushErrors.Add(1)
+			} else {
+				w.r.stats.StateErrors.Add(1)
 			}
-			return true
-		}
-		if stop || w.ctx.Err() != nil {
-			return false
-		}
-		failures.Add(1)
-		if !failing {
-			failing = true
-			w.r.failing.Add(1)
-		}
-		w.r.storeDown.Fail(w.r.opts.StoreName, err)
-		w.r.log.Debug(what+" failed; retrying", "topic", w.topic, "partition", w.partition,
-			"first", w.first, "last", w.last, "retry_in", backoff, "err", err)
-		select {
-		case <-time.After(backoff):
-		case <-w.ctx.Done():
-			return false
-		}
-		backoff = min(2*backoff, w.r.opts.RetryBackoffMax)
-	}
-}
-
-// saveState writes st with compare-and-swap, retrying store errors. A
-// conflict means another member owns the partition: the worker stops.
-func (w *worker) saveState(st PartitionState) bool {
-	return w.retry("state write", &w.r.stats.StateErrors, func() (bool, error) {
-		err := w.ck.save(w.ctx, st)
-		if errors.Is(err, ErrStateConflict) {
-			w.r.stats.StateConflicts.Add(1)
-			w.r.log.Error("partition state moved by another member; giving the partition up without writing or committing",
-				"topic", w.topic, "partition", w.partition, "err", err)
-			w.cancel()
-			return true, err
-		}
-		return false, err
-	})
-}
-
-// flush makes the pending range durable and then commits past it:
-//  1. with a StateStore, record the range as pending (compare-and-swap);
-//  2. close and upload every file of the range, retrying until it works;
-//  3. record the range as done;
-//  4. commit the Kafka offset after it (advisory with a StateStore).
-//
-// It reports false if the worker stopped before the range was done.
-func (w *worker) flush() bool {
-	if !w.pending {
-		return true
-	}
-	if w.ck != nil {
-		st := w.ck.state
-		st.Pending = &OffsetRange{First: w.first, Last: w.last}
-		if !w.saveState(st) {
-			return false
-		}
-		failpoint.Hit("state-pending")
-	}
-	var res FlushResult
-	start := time.Now()
-	ok := w.retry("flush", &w.r.stats.FlushErrors, func() (bool, error) {
-		select {
-		case w.r.flushSlots <- struct{}{}:
-		case <-w.ctx.Done():
-			return true, w.ctx.Err()
-		}
-		defer func() { <-w.r.flushSlots }()
-		var err error
-		res, err = w.sink.Flush(w.ctx, w.first, w.last)
-		if errors.Is(err, ErrSinkBroken) {
-			w.r.fail(fmt.Errorf("partition %s/%d: flush [%d, %d]: %w", w.topic, w.partition, w.first, w.last, err))
-			return true, err
-		}
-		return false, err
-	})
-	if !ok {
+			if !failing {
+				failing = true
+				w.r.failing.Add(1)
+			}
+			w.r.storeDown.Fail(w.r.opts.StoreName, err)
+			w.r.log.Debug("flush failed; retrying", "topic", w.topic, "partition", w.partition,
+				"first", w.first, "last", w.last, "retry_in", wait, "err", err)
+		},
+		func() error {
+			select {
+			case w.r.flushSlots <- struct{}{}:
+			case <-w.ctx.Done():
+				return fmt.Errorf("%w: %w", delivery.ErrStopped, w.ctx.Err())
+			}
+			defer func() { <-w.r.flushSlots }()
+			var err error
+			res, err = w.flusher.Flush(w.ctx, rng)
+			return err
+		})
+	switch {
+	case err == nil:
+	case errors.Is(err, delivery.ErrFenced):
+		w.r.stats.StateConflicts.Add(1)
+		w.r.log.Error("partition state moved by another member; giving the partition up without writing or committing",
+			"topic", w.topic, "partition", w.partition, "err", err)
+		w.cancel()
 		return false
+	case errors.Is(err, delivery.ErrBroken):
+		w.r.fail(fmt.Errorf("partition %s/%d: flush [%d, %d]: %w", w.topic, w.partition, w.first, w.last, err))
+		return false
+	default: // stopped
+		return false
+	}
+	if failing {
+		w.r.storeDown.OK(w.r.opts.StoreName)
 	}
 	w.r.log.Debug("flushed", "topic", w.topic, "partition", w.partition,
 		"first", w.first, "last", w.last, "files", len(res.Files), "took", time.Since(start))
-	if w.ck != nil {
-		st := w.ck.state
-		st.Pending = nil
-		st.Next = w.last + 1
-		st.LastKafkaTime = w.lastKafkaTime
-		if !w.saveState(st) {
-			return false
-		}
-		failpoint.Hit("state-done")
-	}
 	st := &w.r.stats
 	st.Flushes.Add(1)
 	st.RecordsFlushed.Add(w.records)
+	var rows, bytes int64
 	for _, f := range res.Files {
-		st.FilesWritten.Add(1)
-		st.RowsWritten.Add(f.Rows)
-		st.BytesWritten.Add(f.Bytes)
+		rows += f.Rows
+		bytes += f.Bytes
 	}
-	if err := w.r.commit(w.ctx, w.topic, w.partition, w.epoch, w.last+1); err != nil {
+	st.FilesWritten.Add(int64(len(res.Files)))
+	st.RowsWritten.Add(rows)
+	st.BytesWritten.Add(bytes)
+	if res.CommitErr != nil {
 		// The files are durable (and with a StateStore, so is the range);
 		// a later flush commits past them.
 		st.CommitErrors.Add(1)
-		w.r.log.Warn("offset commit failed", "topic", w.topic, "partition", w.partition, "err", err)
+		w.r.log.Warn("offset commit failed", "topic", w.topic, "partition", w.partition, "err", res.CommitErr)
 	}
 	if obs := w.r.opts.Observer; obs != nil {
-		var rows, bytes int64
-		for _, f := range res.Files {
-			rows += f.Rows
-			bytes += f.Bytes
-		}
 		obs.FlushDone(w.topic, w.partition, len(res.Files), rows, bytes, time.Since(start))
 	}
 	w.pending = false

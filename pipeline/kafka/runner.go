@@ -1,4 +1,4 @@
-package pipeline
+package kafka
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicedata/sluice/internal/outage"
+	"github.com/sluicedata/sluice/pipeline"
+	"github.com/sluicedata/sluice/pipeline/delivery"
 )
 
 // Options configure a Runner. Zero values take the documented defaults.
@@ -58,7 +60,7 @@ type Options struct {
 	GroupClientOpts []kgo.Opt
 
 	// Observer, when set, receives per-stage and per-flush measurements.
-	Observer Observer
+	Observer pipeline.Observer
 
 	// StoreName names the store in logs (its URL). Default "object store".
 	StoreName string
@@ -68,7 +70,7 @@ type Options struct {
 	// compare-and-swap writes, and a partition resumes from its state (a
 	// pending range is re-run exactly) instead of the Kafka offset. Nil
 	// means at least once: Kafka offsets only.
-	State StateStore
+	State delivery.StateStore
 }
 
 func (o *Options) setDefaults() {
@@ -143,8 +145,8 @@ type topicPartition struct {
 // it has made its files durable.
 type Runner struct {
 	opts   Options
-	stages StageFactory
-	sink   Sink
+	stages pipeline.StageFactory
+	sink   pipeline.Sink
 	log    *slog.Logger
 	stats  Stats
 	pool   recordPool // fetch buffers, recycled by the workers
@@ -176,7 +178,7 @@ type Runner struct {
 }
 
 // NewRunner checks opts and returns a runner. It does not connect yet.
-func NewRunner(opts Options, stages StageFactory, sink Sink, log *slog.Logger) (*Runner, error) {
+func NewRunner(opts Options, stages pipeline.StageFactory, sink pipeline.Sink, log *slog.Logger) (*Runner, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("pipeline options: %w", err)
 	}
@@ -432,30 +434,31 @@ func (r *Runner) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 				continue
 			}
 			var (
-				ck    *checkpoint
+				ck    *delivery.Checkpoint
 				found bool
-				err   error
 			)
-			backoff := r.opts.RetryBackoff
-			for {
-				ck, found, err = loadCheckpoint(ctx, r.opts.State, r.opts.Group, topic, p)
-				if err == nil {
-					break
-				}
-				r.stats.StateErrors.Add(1)
-				r.storeDown.Fail(r.opts.StoreName, err)
-				r.log.Debug("cannot read partition state; retrying", "topic", topic, "partition", p, "retry_in", backoff, "err", err)
-				select {
-				case <-time.After(backoff):
-				case <-ctx.Done():
-					return nil, fmt.Errorf("partition state %s/%d: %w", topic, p, err)
-				}
-				backoff = min(2*backoff, r.opts.RetryBackoffMax)
+			err := delivery.Retry(ctx, delivery.Backoff{Initial: r.opts.RetryBackoff, Max: r.opts.RetryBackoffMax},
+				func(err error, wait time.Duration) {
+					r.stats.StateErrors.Add(1)
+					r.storeDown.Fail(r.opts.StoreName, err)
+					r.log.Debug("cannot read partition state; retrying", "topic", topic, "partition", p, "retry_in", wait, "err", err)
+				},
+				func() (err error) {
+					ck, found, err = delivery.Load(ctx, r.opts.State, r.opts.Group, topic, p)
+					if err != nil && !delivery.IsRetryable(err) {
+						// A corrupt state is retried too: an operator can
+						// repair it while /readyz and the log say why.
+						err = delivery.Retryable("state read", err)
+					}
+					return err
+				})
+			if err != nil {
+				return nil, fmt.Errorf("partition state %s/%d: %w", topic, p, err)
 			}
 			r.storeDown.OK(r.opts.StoreName)
 			start := workerStart{ck: ck, start: -1}
 			if found {
-				st := ck.state
+				st := ck.State()
 				start.start = st.Next
 				if st.Pending != nil {
 					start.start = st.Pending.First

@@ -1,4 +1,10 @@
-package pipeline
+// Package delivery is sluice's exactly-once protocol into object storage,
+// apart from any Kafka client: the durable state of each partition (which
+// offsets are delivered, which range may be half uploaded), the contract of
+// the store that keeps it (compare-and-swap), and the flush of one offset
+// range: record it pending, upload its files, record it done, commit the
+// Kafka offset after it (DESIGN.md, "Delivery").
+package delivery
 
 import (
 	"context"
@@ -66,25 +72,27 @@ var writerID = func() string {
 	return fmt.Sprintf("%s/%d", h, os.Getpid())
 }()
 
-// checkpoint is one worker's handle on its partition state.
-type checkpoint struct {
+// Checkpoint is one partition owner's handle on its state: the state as
+// last read or written, and the version its next compare-and-swap expects.
+type Checkpoint struct {
 	store   StateStore
 	key     string
 	state   PartitionState
 	version string // "" until the state exists
 }
 
-// loadCheckpoint reads the state of a partition. found reports whether
-// there was one.
-func loadCheckpoint(ctx context.Context, store StateStore, group, topic string, partition int32) (*checkpoint, bool, error) {
-	c := &checkpoint{store: store, key: StateKey(group, topic, partition),
+// Load reads the state of a partition. found reports whether there was
+// one; without, the Checkpoint starts from an empty state (Next -1). An
+// error of the store is returned wrapped as Retryable.
+func Load(ctx context.Context, store StateStore, group, topic string, partition int32) (c *Checkpoint, found bool, err error) {
+	c = &Checkpoint{store: store, key: StateKey(group, topic, partition),
 		state: PartitionState{Group: group, Topic: topic, Partition: partition, Next: -1}}
 	data, version, err := store.Load(ctx, c.key)
 	if errors.Is(err, ErrStateNotFound) {
 		return c, false, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, false, Retryable("state read", err)
 	}
 	if err := json.Unmarshal(data, &c.state); err != nil {
 		return nil, false, fmt.Errorf("state %s is corrupt: %w", c.key, err)
@@ -96,8 +104,13 @@ func loadCheckpoint(ctx context.Context, store StateStore, group, topic string, 
 	return c, true, nil
 }
 
-// save writes st with compare-and-swap; on success it becomes the state.
-func (c *checkpoint) save(ctx context.Context, st PartitionState) error {
+// State is the partition state as last read or written.
+func (c *Checkpoint) State() PartitionState { return c.state }
+
+// Save writes st with compare-and-swap; on success it becomes the state.
+// A write that lost the race (another member owns the partition) wraps
+// ErrFenced; other store errors are Retryable.
+func (c *Checkpoint) Save(ctx context.Context, st PartitionState) error {
 	st.Updated = time.Now().UTC().Format(time.RFC3339Nano)
 	st.Writer = writerID
 	data, err := json.Marshal(st)
@@ -105,8 +118,11 @@ func (c *checkpoint) save(ctx context.Context, st PartitionState) error {
 		return err
 	}
 	v, err := c.store.Save(ctx, c.key, data, c.version)
+	if errors.Is(err, ErrStateConflict) {
+		return fmt.Errorf("%w: %w", ErrFenced, err)
+	}
 	if err != nil {
-		return err
+		return Retryable("state write", err)
 	}
 	c.state, c.version = st, v
 	return nil

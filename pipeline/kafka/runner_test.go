@@ -1,4 +1,4 @@
-package pipeline_test
+package kafka_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/sluicedata/sluice/internal/synth"
 	"github.com/sluicedata/sluice/internal/testkit"
 	"github.com/sluicedata/sluice/pipeline"
+	"github.com/sluicedata/sluice/pipeline/kafka"
 	"github.com/sluicedata/sluice/sinks/objstore"
 	pqsink "github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/stages/decode"
@@ -48,7 +49,7 @@ func produce(t *testing.T, brokers []string, topic string, n int, seed uint64, p
 	}
 }
 
-func newRunner(t *testing.T, brokers []string, topic, group string, store pqsink.Store, opts pipeline.Options) *pipeline.Runner {
+func newRunner(t *testing.T, brokers []string, topic, group string, store pqsink.Store, opts kafka.Options) *kafka.Runner {
 	t.Helper()
 	sink, err := pqsink.New(store, pqsink.Options{})
 	if err != nil {
@@ -62,7 +63,7 @@ func newRunner(t *testing.T, brokers []string, topic, group string, store pqsink
 		opts.RollMaxAge = 300 * time.Millisecond
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	r, err := pipeline.NewRunner(opts, func(string, int32) ([]pipeline.Stage, error) {
+	r, err := kafka.NewRunner(opts, func(string, int32) ([]pipeline.Stage, error) {
 		return []pipeline.Stage{decode.New(nil)}, nil
 	}, sink, log)
 	if err != nil {
@@ -73,12 +74,12 @@ func newRunner(t *testing.T, brokers []string, topic, group string, store pqsink
 
 // member runs a runner until stopped.
 type member struct {
-	r      *pipeline.Runner
+	r      *kafka.Runner
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func start(r *pipeline.Runner) *member {
+func start(r *kafka.Runner) *member {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &member{r: r, cancel: cancel, done: make(chan error, 1)}
 	go func() { m.done <- r.Run(ctx) }()
@@ -134,9 +135,9 @@ func TestRebalance(t *testing.T) {
 	// first leaves while records still arrive, even under -race.
 	go func() { defer wg.Done(); produce(t, brokers, topic, 40000, 1, 60*time.Millisecond) }()
 
-	a := start(newRunner(t, brokers, topic, "g", store, pipeline.Options{}))
+	a := start(newRunner(t, brokers, topic, "g", store, kafka.Options{}))
 	testkit.WaitFor(t, 30*time.Second, "first member consuming", func() bool { return a.r.Stats().RecordsFlushed.Load() > 2000 })
-	b := start(newRunner(t, brokers, topic, "g", store, pipeline.Options{}))
+	b := start(newRunner(t, brokers, topic, "g", store, kafka.Options{}))
 	testkit.WaitFor(t, 30*time.Second, "second member consuming", func() bool { return b.r.Stats().RecordsFlushed.Load() > 1000 })
 	a.stop(t)
 	wg.Wait()
@@ -189,7 +190,7 @@ func TestStoreOutageCommitsNothing(t *testing.T) {
 	store := &blocking{Dir: d, blocked: true}
 	produce(t, brokers, topic, 3000, 2, 0)
 
-	m := start(newRunner(t, brokers, topic, "g", store, pipeline.Options{RetryBackoff: 20 * time.Millisecond, RetryBackoffMax: 100 * time.Millisecond}))
+	m := start(newRunner(t, brokers, topic, "g", store, kafka.Options{RetryBackoff: 20 * time.Millisecond, RetryBackoffMax: 100 * time.Millisecond}))
 	testkit.WaitFor(t, 30*time.Second, "flush failures", func() bool { return m.r.Stats().FlushErrors.Load() >= 4 })
 	if err := m.r.Ready(); err == nil {
 		t.Error("ready while the store is failing")
@@ -218,7 +219,7 @@ func TestRollLimits(t *testing.T) {
 	dir := t.TempDir()
 	store, _ := objstore.NewDir(dir)
 	produce(t, brokers, topic, 2500, 3, 0)
-	m := start(newRunner(t, brokers, topic, "g", store, pipeline.Options{RollMaxRows: 1000, RollMaxAge: time.Second}))
+	m := start(newRunner(t, brokers, topic, "g", store, kafka.Options{RollMaxRows: 1000, RollMaxAge: time.Second}))
 	// 2 flushes by rows, then the last 500 by age with no new data.
 	testkit.WaitFor(t, 20*time.Second, "age flush of an idle partition", func() bool { return testkit.ReadOutput(t, dir).Total() == 2500 })
 	if f := m.r.Stats().Flushes.Load(); f != 3 {
@@ -259,7 +260,7 @@ func TestMemoryLimitShrinksBeforeFlushing(t *testing.T) {
 			}
 			defer sink.Close()
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			r, err := pipeline.NewRunner(pipeline.Options{
+			r, err := kafka.NewRunner(kafka.Options{
 				Brokers: brokers, Topics: []string{topic}, Group: "g", SessionTimeout: 6 * time.Second,
 				RollMaxAge: time.Hour, MemoryLimit: 2 << 20,
 			}, func(string, int32) ([]pipeline.Stage, error) { return []pipeline.Stage{decode.New(nil)}, nil }, sink, log)
@@ -311,7 +312,7 @@ func TestBrokenSinkStopsTheRunner(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r, err := pipeline.NewRunner(pipeline.Options{
+	r, err := kafka.NewRunner(kafka.Options{
 		Brokers: brokers, Topics: []string{topic}, Group: "g", SessionTimeout: 6 * time.Second,
 		RollMaxRows: 500, RetryBackoff: 10 * time.Millisecond,
 	}, func(string, int32) ([]pipeline.Stage, error) { return []pipeline.Stage{decode.New(nil)}, nil }, brokenSink{sink}, log)

@@ -1,0 +1,184 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluicedata/sluice/internal/failpoint"
+	"github.com/sluicedata/sluice/pipeline"
+)
+
+// The errors of a flush, told apart with errors.Is and errors.As.
+var (
+	// ErrStopped: the context ended before the range was done. Nothing
+	// past the last done range was committed; the next owner re-runs the
+	// pending range, if one was recorded.
+	ErrStopped = errors.New("flush stopped")
+	// ErrFenced: the partition state was moved by another member, which
+	// owns the partition now; this one must give it up without writing or
+	// committing anything more.
+	ErrFenced = errors.New("partition state moved by another member")
+	// ErrBroken is pipeline.ErrSinkBroken: the sink cannot finish its files;
+	// retrying cannot help, the process stops and the range is re-run.
+	ErrBroken = pipeline.ErrSinkBroken
+)
+
+// RetryableError is a failure a later attempt may not have: the store or
+// the broker could not be reached. Step names what failed.
+type RetryableError struct {
+	Step string // "state read", "state write", "upload"
+	Err  error
+}
+
+func (e *RetryableError) Error() string { return e.Step + ": " + e.Err.Error() }
+func (e *RetryableError) Unwrap() error { return e.Err }
+
+// Retryable wraps err as a RetryableError of step.
+func Retryable(step string, err error) error { return &RetryableError{Step: step, Err: err} }
+
+// IsRetryable tells whether err is worth another attempt.
+func IsRetryable(err error) bool {
+	var r *RetryableError
+	return errors.As(err, &r)
+}
+
+// Committer commits a partition's Kafka offset: next is one past the last
+// record delivered. With a StateStore the commit is advisory (lag metrics,
+// a fallback start); its failure loses nothing.
+type Committer interface {
+	Commit(ctx context.Context, next int64) error
+}
+
+// Range is one flush: the offsets [First, Last] of a partition and the
+// Kafka time of its last record (where a later dedupe rebuild looks back
+// from).
+type Range struct {
+	First, Last   int64
+	LastKafkaTime int64
+}
+
+// Result is what a completed flush did.
+type Result struct {
+	pipeline.FlushResult
+	// CommitErr is the offset commit's failure, if it failed: the range is
+	// delivered all the same, and a later flush commits past it.
+	CommitErr error
+}
+
+// Flusher runs the flush protocol for one partition: pending → upload →
+// done → commit. It is owned by the partition's worker.
+//
+// Flush may be called again with the same range after a RetryableError:
+// it resumes at the step that failed. After ErrFenced, ErrBroken or
+// ErrStopped the Flusher must not be used again (a new owner loads the
+// state and re-runs the pending range).
+type Flusher struct {
+	ck     *Checkpoint // nil: at least once (Kafka offsets only)
+	sink   pipeline.PartitionSink
+	commit Committer
+
+	// Progress of the range under way, so that a retry resumes.
+	rng      Range
+	inFlight bool
+	pending  bool                 // the pending state is written
+	uploaded *pipeline.FlushResult // the files are durable
+	done     bool                 // the done state is written
+}
+
+// NewFlusher returns the protocol for a partition. ck nil means at least
+// once: no state, files uploaded then the offset committed.
+func NewFlusher(ck *Checkpoint, sink pipeline.PartitionSink, commit Committer) *Flusher {
+	return &Flusher{ck: ck, sink: sink, commit: commit}
+}
+
+// Checkpoint returns the partition state handle (nil without a store).
+func (f *Flusher) Checkpoint() *Checkpoint { return f.ck }
+
+// Flush makes the range durable and commits past it:
+//  1. with a state store, record the range as pending (compare-and-swap);
+//  2. close and upload every file of the range (PartitionSink.Flush);
+//  3. record the range as done, Next = Last+1;
+//  4. commit the Kafka offset Last+1.
+//
+// The errors: ErrStopped (ctx ended), ErrFenced (another member moved the
+// state), ErrBroken (the sink cannot finish its files), or a
+// RetryableError of the step that failed, after which Flush resumes there.
+func (f *Flusher) Flush(ctx context.Context, r Range) (Result, error) {
+	if f.inFlight && f.rng != r {
+		return Result{}, fmt.Errorf("flush [%d, %d] while [%d, %d] is unfinished", r.First, r.Last, f.rng.First, f.rng.Last)
+	}
+	f.rng, f.inFlight = r, true
+	stopped := func(err error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
+		}
+		return err
+	}
+	if f.ck != nil && !f.pending {
+		st := f.ck.State()
+		st.Pending = &OffsetRange{First: r.First, Last: r.Last}
+		if err := f.ck.Save(ctx, st); err != nil {
+			return Result{}, stopped(err)
+		}
+		f.pending = true
+		failpoint.Hit("state-pending")
+	}
+	if f.uploaded == nil {
+		res, err := f.sink.Flush(ctx, r.First, r.Last)
+		if err != nil {
+			if errors.Is(err, ErrBroken) {
+				return Result{}, err
+			}
+			return Result{}, stopped(Retryable("upload", err))
+		}
+		f.uploaded = &res
+	}
+	if f.ck != nil && !f.done {
+		st := f.ck.State()
+		st.Pending = nil
+		st.Next = r.Last + 1
+		st.LastKafkaTime = r.LastKafkaTime
+		if err := f.ck.Save(ctx, st); err != nil {
+			return Result{}, stopped(err)
+		}
+		f.done = true
+		failpoint.Hit("state-done")
+	}
+	out := Result{FlushResult: *f.uploaded}
+	if f.commit != nil {
+		out.CommitErr = f.commit.Commit(ctx, r.Last+1)
+	}
+	*f = Flusher{ck: f.ck, sink: f.sink, commit: f.commit}
+	return out, nil
+}
+
+// Backoff is how long to wait between attempts: Initial, doubling up to
+// Max.
+type Backoff struct {
+	Initial, Max time.Duration
+}
+
+// Retry runs op until it returns nil or an error that is not Retryable,
+// waiting between attempts as b says; each failed attempt goes to
+// onFailure (with the wait before the next). It returns ErrStopped when
+// ctx ends first.
+func Retry(ctx context.Context, b Backoff, onFailure func(err error, wait time.Duration), op func() error) error {
+	wait := b.Initial
+	for {
+		err := op()
+		if err == nil || !IsRetryable(err) {
+			return err
+		}
+		if onFailure != nil {
+			onFailure(err, wait)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w (last error: %v)", ErrStopped, ctx.Err(), err)
+		}
+		wait = min(2*wait, b.Max)
+	}
+}
