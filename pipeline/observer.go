@@ -11,4 +11,3 @@ type Observer interface {
 	// FlushDone: a flush made files durable (upload and state included).
 	FlushDone(topic string, partition int32, files int, rows, bytes int64, took time.Duration)
 }
-

@@ -82,9 +82,9 @@ type Flusher struct {
 	// Progress of the range under way, so that a retry resumes.
 	rng      Range
 	inFlight bool
-	pending  bool                 // the pending state is written
+	pending  bool                  // the pending state is written
 	uploaded *pipeline.FlushResult // the files are durable
-	done     bool                 // the done state is written
+	done     bool                  // the done state is written
 }
 
 // NewFlusher returns the protocol for a partition. ck nil means at least

@@ -47,7 +47,7 @@ type worker struct {
 
 	batch pipeline.Batch
 
-	flusher *delivery.Flusher      // the delivery protocol of this partition
+	flusher *delivery.Flusher     // the delivery protocol of this partition
 	replay  *delivery.OffsetRange // a range that must be flushed exactly as it was
 
 	pending       bool
