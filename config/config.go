@@ -14,8 +14,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
-	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -87,53 +87,70 @@ type SASL struct {
 	PasswordFile string `yaml:"password_file"`
 }
 
-// Stage is one entry of the stage list, in the order the stages run. Each
-// type takes only its own keys.
+// Stage is one entry of the stage list, in the order the stages run: its
+// type and its own keys, which the stage's package reads (Decode into its
+// Config, whose Validate names each bad key). The table from type to stage
+// is cmd/sluice's.
 type Stage struct {
-	// Type of the stage: decode, geo, useragent, pseudonymize.
-	Type string `yaml:"type"`
-
-	// geo: Database is the MaxMind City or Country .mmdb file (required).
-	Database string `yaml:"database"`
-	// geo: ReloadInterval is how often the file is checked for a
-	// replacement. Default 1m.
-	ReloadInterval Duration `yaml:"reload_interval"`
-	// geo: AnonymizeIPv4Bits and AnonymizeIPv6Bits are how many low bits
-	// of the IP are zeroed in ip_anonymized. Defaults 8 and 80.
-	AnonymizeIPv4Bits *int `yaml:"anonymize_ipv4_bits"`
-	AnonymizeIPv6Bits *int `yaml:"anonymize_ipv6_bits"`
-
-	// useragent, pseudonymize: CacheSize bounds the cache of parsed
-	// agents (default 10000) or of pseudonyms (default 50000): entries per
-	// generation, two generations, one cache shared by all partitions.
-	CacheSize int `yaml:"cache_size"`
-
-	// pseudonymize: one key by KeyEnv or KeyFile with KeyID, or several
-	// in Keys with ActiveKey naming the one in use.
-	KeyEnv    string      `yaml:"key_env"`
-	KeyFile   string      `yaml:"key_file"`
-	KeyID     string      `yaml:"key_id"`
-	Keys      []KeySource `yaml:"keys"`
-	ActiveKey string      `yaml:"active_key"`
-	// pseudonymize: Fields are more fields pseudonymized in place:
-	// session_id or properties.NAME.
-	Fields []string `yaml:"fields"`
-
-	// dedupe: Key is the field, or comma-separated fields, that identify
-	// an event: event_id (default), event_name, session_id, app_id.
-	Key string `yaml:"key"`
-	// dedupe: Window of Kafka record time. Default 10m.
-	Window Duration `yaml:"window"`
-	// dedupe: MaxEntries bounds each partition's window. Default 1000000.
-	MaxEntries int `yaml:"max_entries"`
+	Type string
+	// Keys are the entry's keys other than type (a YAML mapping; empty
+	// when it has none).
+	Keys yaml.Node
 }
 
-// KeySource names where one pseudonymization key comes from: an
-// environment variable or a file, never the config itself.
-type KeySource struct {
-	ID   string `yaml:"id"`
-	Env  string `yaml:"env"`
-	File string `yaml:"file"`
+// NewStage returns the entry of stage type typ with the keys of cfg (a
+// stage package's Config).
+func NewStage(typ string, cfg any) (Stage, error) {
+	st := Stage{Type: typ}
+	if err := st.Keys.Encode(cfg); err != nil {
+		return st, fmt.Errorf("stage %s: %w", typ, err)
+	}
+	return st, nil
+}
+
+// UnmarshalYAML reads one entry: a mapping with a type and the stage's keys.
+func (st *Stage) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: a stage is a mapping with a type, like {type: decode}", n.Line)
+	}
+	st.Keys = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Value == "type" {
+			st.Type = v.Value
+			continue
+		}
+		st.Keys.Content = append(st.Keys.Content, k, v)
+	}
+	return nil
+}
+
+// MarshalYAML writes the entry back as one mapping.
+func (st Stage) MarshalYAML() (any, error) {
+	out := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	out.Content = append(out.Content,
+		&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "type"},
+		&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: st.Type})
+	if st.Keys.Kind == yaml.MappingNode {
+		out.Content = append(out.Content, st.Keys.Content...)
+	}
+	return out, nil
+}
+
+// Decode reads the entry's keys into dst, a pointer to the stage's Config.
+// Every key dst does not have is an error naming the key and its line;
+// errors name keys relative to the entry (the caller adds "stages[i].").
+func (st Stage) Decode(dst any) error {
+	if st.Keys.Kind == 0 || len(st.Keys.Content) == 0 {
+		return nil
+	}
+	if errs := checkKeys(&st.Keys, reflect.TypeOf(dst), ""); len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if err := st.Keys.Decode(dst); err != nil {
+		return err
+	}
+	return nil
 }
 
 // Sink is the output.
@@ -274,7 +291,9 @@ func Parse(data []byte) (Config, error) {
 	return cfg, nil
 }
 
-// Validate reports every problem of c, each naming its key.
+// Validate reports every problem of c, each naming its key. Of the stage
+// list it checks the order (decode first, each type once); the stages'
+// own keys are their packages' to check (cmd/sluice's stage table).
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
@@ -413,147 +432,6 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// StageTypes are the stage types this build knows, in a valid order.
-var StageTypes = []string{"decode", "geo", "useragent", "pseudonymize", "dedupe"}
-
-// stageKeys are the keys each stage type takes besides type.
-var stageKeys = map[string][]string{
-	"decode":       {},
-	"geo":          {"database", "reload_interval", "anonymize_ipv4_bits", "anonymize_ipv6_bits"},
-	"useragent":    {"cache_size"},
-	"pseudonymize": {"key_env", "key_file", "key_id", "keys", "active_key", "fields", "cache_size"},
-	"dedupe":       {"key", "window", "max_entries"},
-}
-
-// setKeys lists the keys of st that are set.
-func (st Stage) setKeys() []string {
-	var out []string
-	add := func(set bool, k string) {
-		if set {
-			out = append(out, k)
-		}
-	}
-	add(st.Database != "", "database")
-	add(st.ReloadInterval != 0, "reload_interval")
-	add(st.AnonymizeIPv4Bits != nil, "anonymize_ipv4_bits")
-	add(st.AnonymizeIPv6Bits != nil, "anonymize_ipv6_bits")
-	add(st.CacheSize != 0, "cache_size")
-	add(st.KeyEnv != "", "key_env")
-	add(st.KeyFile != "", "key_file")
-	add(st.KeyID != "", "key_id")
-	add(len(st.Keys) > 0, "keys")
-	add(st.ActiveKey != "", "active_key")
-	add(len(st.Fields) > 0, "fields")
-	add(st.Key != "", "key")
-	add(st.Window != 0, "window")
-	add(st.MaxEntries != 0, "max_entries")
-	return out
-}
-
-// DedupeKey returns the dedupe key fields (default event_id).
-func (st Stage) DedupeKey() []string {
-	if st.Key == "" {
-		return []string{"event_id"}
-	}
-	var out []string
-	for k := range strings.SplitSeq(st.Key, ",") {
-		out = append(out, strings.TrimSpace(k))
-	}
-	return out
-}
-
-// KeySources returns the pseudonymization keys of st (the single-key
-// shorthand or the list) and the id of the active one.
-func (st Stage) KeySources() ([]KeySource, string) {
-	if st.KeyEnv != "" || st.KeyFile != "" {
-		return []KeySource{{ID: st.KeyID, Env: st.KeyEnv, File: st.KeyFile}}, st.KeyID
-	}
-	return st.Keys, st.ActiveKey
-}
-
-func validateStage(key string, st Stage) []error {
-	var errs []error
-	bad := func(k, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s.%s: %s", key, k, fmt.Sprintf(format, args...)))
-	}
-	for _, k := range st.setKeys() {
-		if !slices.Contains(stageKeys[st.Type], k) {
-			bad(k, "not an option of the %s stage", st.Type)
-		}
-	}
-	switch st.Type {
-	case "geo":
-		if st.Database == "" {
-			bad("database", "the path of a MaxMind City or Country database is required")
-		}
-		if st.ReloadInterval != 0 && st.ReloadInterval.D() < 1e9 {
-			bad("reload_interval", "must be at least 1s, got %s", st.ReloadInterval)
-		}
-		if v := st.AnonymizeIPv4Bits; v != nil && (*v < 0 || *v > 32) {
-			bad("anonymize_ipv4_bits", "%d is not in [0, 32]", *v)
-		}
-		if v := st.AnonymizeIPv6Bits; v != nil && (*v < 0 || *v > 128) {
-			bad("anonymize_ipv6_bits", "%d is not in [0, 128]", *v)
-		}
-	case "useragent", "pseudonymize":
-		if st.CacheSize < 0 {
-			bad("cache_size", "must not be negative, got %d", st.CacheSize)
-		}
-	}
-	if st.Type == "dedupe" {
-		for _, k := range st.DedupeKey() {
-			if !slices.Contains([]string{"event_id", "event_name", "session_id", "app_id"}, k) {
-				bad("key", "%q is not event_id, event_name, session_id or app_id", k)
-			}
-		}
-		if st.Window != 0 && st.Window.D() < 1e9 {
-			bad("window", "must be at least 1s, got %s", st.Window)
-		}
-		if st.MaxEntries < 0 {
-			bad("max_entries", "must not be negative, got %d", st.MaxEntries)
-		}
-	}
-	if st.Type == "pseudonymize" {
-		single := st.KeyEnv != "" || st.KeyFile != "" || st.KeyID != ""
-		switch {
-		case single && (len(st.Keys) > 0 || st.ActiveKey != ""):
-			bad("keys", "use either key_env/key_file with key_id, or keys with active_key, not both")
-		case single:
-			if (st.KeyEnv == "") == (st.KeyFile == "") {
-				bad("key_env", "set exactly one of key_env and key_file")
-			}
-			if st.KeyID == "" {
-				bad("key_id", "a key id is required (it is written to pseudo_key_id)")
-			}
-		case len(st.Keys) == 0:
-			bad("key_env", "a key is required: key_env or key_file with key_id, or keys with active_key (no default key outside sluice demo)")
-		default:
-			ids := map[string]bool{}
-			for i, k := range st.Keys {
-				kk := fmt.Sprintf("keys[%d]", i)
-				if k.ID == "" {
-					bad(kk+".id", "required")
-				} else if ids[k.ID] {
-					bad(kk+".id", "%q is configured twice", k.ID)
-				}
-				ids[k.ID] = true
-				if (k.Env == "") == (k.File == "") {
-					bad(kk, "set exactly one of env and file")
-				}
-			}
-			if !ids[st.ActiveKey] {
-				bad("active_key", "%q is not the id of a configured key", st.ActiveKey)
-			}
-		}
-		for i, f := range st.Fields {
-			if f != "session_id" && !(strings.HasPrefix(f, "properties.") && len(f) > len("properties.")) {
-				bad(fmt.Sprintf("fields[%d]", i), "%q: want session_id or properties.NAME", f)
-			}
-		}
-	}
-	return errs
-}
-
 func validateStages(stages []Stage) []error {
 	var errs []error
 	if len(stages) == 0 {
@@ -562,15 +440,14 @@ func validateStages(stages []Stage) []error {
 	seen := map[string]int{}
 	for i, st := range stages {
 		key := fmt.Sprintf("stages[%d]", i)
-		if !slices.Contains(StageTypes, st.Type) {
-			errs = append(errs, fmt.Errorf("%s.type: %q is not a stage type (%s)", key, st.Type, strings.Join(StageTypes, ", ")))
+		if st.Type == "" {
+			errs = append(errs, fmt.Errorf("%s.type: required", key))
 			continue
 		}
 		if j, dup := seen[st.Type]; dup {
 			errs = append(errs, fmt.Errorf("%s.type: %s is already stages[%d]", key, st.Type, j))
 		}
 		seen[st.Type] = i
-		errs = append(errs, validateStage(key, st)...)
 	}
 	if j, ok := seen["decode"]; !ok {
 		errs = append(errs, errors.New("stages: the decode stage is required (every other stage works on decoded events)"))

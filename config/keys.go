@@ -32,7 +32,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) []error {
 	}
 	switch {
 	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
-		if t.Implements(reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()) {
+		if u := reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem(); t.Implements(u) || reflect.PointerTo(t).Implements(u) {
 			return nil
 		}
 		fields := yamlFields(t)

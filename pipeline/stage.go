@@ -20,6 +20,14 @@ type Stage interface {
 	Process(ctx context.Context, b *Batch) error
 }
 
+// Closer is a Stage that holds something to give back when its partition
+// is released (dedupe: the memory it reported). The worker calls Close
+// once, after the stage's last Process.
+type Closer interface {
+	Stage
+	Close()
+}
+
 // Warmer is a Stage whose decisions depend on records before the ones it
 // is given (dedupe). Before a worker processes the first record of an
 // assignment, the runner reads the partition's records from Lookback (in

@@ -21,6 +21,11 @@ import (
 	"github.com/sluicedata/sluice/config"
 	"github.com/sluicedata/sluice/internal/arrowread"
 	"github.com/sluicedata/sluice/internal/geodb"
+	"github.com/sluicedata/sluice/stages/decode"
+	"github.com/sluicedata/sluice/stages/dedupe"
+	"github.com/sluicedata/sluice/stages/geo"
+	"github.com/sluicedata/sluice/stages/pseudonymize"
+	"github.com/sluicedata/sluice/stages/useragent"
 )
 
 // demoMaxAge is the demo's roll age: files appear within seconds.
@@ -89,14 +94,24 @@ func cmdDemo(args []string) error {
 		return err
 	}
 	const keyVar = "SLUICE_DEMO_EPHEMERAL_KEY"
-	cfg.Stages = []config.Stage{
-		{Type: "decode"},
-		{Type: "geo", Database: geoPath},
-		{Type: "useragent"},
-		{Type: "pseudonymize", KeyEnv: keyVar, KeyID: "demo-ephemeral"},
-		{Type: "dedupe", Key: "event_id", Window: config.Duration(10 * time.Minute)},
+	cfg.Stages = nil
+	for _, st := range []struct {
+		typ string
+		cfg any
+	}{
+		{"decode", decode.Config{}},
+		{"geo", geo.Config{Database: geoPath}},
+		{"useragent", useragent.Config{}},
+		{"pseudonymize", pseudonymize.Config{KeyEnv: keyVar, KeyID: "demo-ephemeral"}},
+		{"dedupe", dedupe.Config{Key: "event_id", Window: config.Duration(10 * time.Minute)}},
+	} {
+		entry, err := config.NewStage(st.typ, st.cfg)
+		if err != nil {
+			return err
+		}
+		cfg.Stages = append(cfg.Stages, entry)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := validateConfig(cfg); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -124,6 +124,17 @@ func (m *metrics) watch(r *kafka.Runner, stages *stageSet, memoryLimit int64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_decode_tombstones_total", Help: "Records with a null value (tombstones), rejected."}, func() float64 { return float64(d.Tombstones.Load()) }))
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_decode_empty_values_total", Help: "Records with an empty value, rejected."}, func() float64 { return float64(d.EmptyValues.Load()) }))
 	}
+	if f := stages.filter; f != nil {
+		for _, r := range []struct {
+			rule string
+			v    interface{ Load() int64 }
+		}{{"event_name", &f.ByName}, {"bot", &f.Bots}, {"sampling", &f.Sampling}} {
+			v := r.v
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_filter_dropped_total",
+				Help: "Events the filter stage dropped, by rule.", ConstLabels: prometheus.Labels{"rule": r.rule}},
+				func() float64 { return float64(v.Load()) }))
+		}
+	}
 	if c := stages.ua; c != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_useragent_cache_hits_total", Help: "User-agent cache hits."}, func() float64 { return float64(c.Hits()) }))
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_useragent_cache_misses_total", Help: "User-agent cache misses."}, func() float64 { return float64(c.Misses()) }))

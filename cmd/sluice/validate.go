@@ -19,12 +19,18 @@ func loadConfig(path string) (config.Config, error) {
 	}
 	cfg, err := config.Load(path, os.Environ())
 	if err == nil {
-		err = cfg.Validate()
+		err = validateConfig(cfg)
 	}
 	if err != nil {
 		return cfg, &exitError{2, fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))}
 	}
 	return cfg, nil
+}
+
+// validateConfig reports every problem of cfg: its sections' and its
+// stages' (each stage's keys by its package's Config).
+func validateConfig(cfg config.Config) error {
+	return errors.Join(cfg.Validate(), checkStages(cfg.Stages))
 }
 
 func cmdValidate(args []string, out io.Writer) error {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -22,11 +21,6 @@ import (
 	"github.com/sluicedata/sluice/pipeline/kafka"
 	"github.com/sluicedata/sluice/sinks/objstore"
 	pqsink "github.com/sluicedata/sluice/sinks/parquet"
-	"github.com/sluicedata/sluice/stages/decode"
-	"github.com/sluicedata/sluice/stages/dedupe"
-	"github.com/sluicedata/sluice/stages/geo"
-	"github.com/sluicedata/sluice/stages/pseudonymize"
-	"github.com/sluicedata/sluice/stages/useragent"
 )
 
 // newLogger builds the process logger from the observability config.
@@ -38,131 +32,6 @@ func newLogger(o config.Observability) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, hopts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, hopts))
-}
-
-// stageSet is the configured stage chain with the resources its stages
-// share across partitions: the geo database (and its reload watcher) and
-// the user-agent cache.
-type stageSet struct {
-	factory     pipeline.StageFactory
-	geo         *geo.Database
-	geoInterval time.Duration
-	ua          *useragent.Cache
-	dedupe      *dedupe.Stats
-	decode      *decode.Stats
-}
-
-// buildStages opens everything the configured stages need. A missing or
-// corrupt GeoIP database or a missing key is an error naming its stage.
-// lookupEnv resolves key variables (os.LookupEnv outside tests and demo).
-func buildStages(cfg config.Config, log *slog.Logger, lookupEnv func(string) (string, bool)) (*stageSet, error) {
-	set := &stageSet{}
-	var geoOpts geo.Options
-	var pseudoOpts pseudonymize.Options
-	var dedupeOpts dedupe.Options
-	var errs []error
-	for i, st := range cfg.Stages {
-		key := fmt.Sprintf("stages[%d]", i)
-		switch st.Type {
-		case "decode":
-			set.decode = &decode.Stats{}
-		case "geo":
-			db, err := geo.Open(st.Database, log)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s.database: %w", key, err))
-				continue
-			}
-			set.geo = db
-			set.geoInterval = st.ReloadInterval.D()
-			if set.geoInterval == 0 {
-				set.geoInterval = time.Minute
-			}
-			geoOpts = geo.Options{IPv4Bits: bitsOpt(st.AnonymizeIPv4Bits), IPv6Bits: bitsOpt(st.AnonymizeIPv6Bits)}
-		case "useragent":
-			set.ua = useragent.NewCache(st.CacheSize)
-		case "pseudonymize":
-			sources, active := st.KeySources()
-			specs := make([]pseudonymize.KeySpec, len(sources))
-			for j, s := range sources {
-				specs[j] = pseudonymize.KeySpec{ID: s.ID, Env: s.Env, File: s.File}
-			}
-			keys, err := pseudonymize.LoadKeys(specs, lookupEnv, nil)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", key, err))
-				continue
-			}
-			pseudoOpts = pseudonymize.Options{Keys: keys, Active: active, Fields: st.Fields, CacheSize: st.CacheSize,
-				Cache: pseudonymize.NewCache(st.CacheSize)}
-			if _, err := pseudonymize.New(pseudoOpts); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", key, err))
-			}
-		case "dedupe":
-			dedupeOpts = dedupe.Options{Key: st.DedupeKey(), Window: st.Window.D(), MaxEntries: st.MaxEntries}
-			if _, err := dedupe.New(dedupeOpts, nil); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", key, err))
-			}
-			set.dedupe = &dedupe.Stats{}
-		default:
-			errs = append(errs, fmt.Errorf("%s.type: unknown stage type %q", key, st.Type))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		set.close()
-		return nil, err
-	}
-	types := make([]string, len(cfg.Stages))
-	for i, st := range cfg.Stages {
-		types[i] = st.Type
-	}
-	set.factory = func(topic string, partition int32) ([]pipeline.Stage, error) {
-		out := make([]pipeline.Stage, 0, len(types))
-		for _, t := range types {
-			var s pipeline.Stage
-			var err error
-			switch t {
-			case "decode":
-				s = decode.New(set.decode)
-			case "geo":
-				s, err = geo.New(set.geo, geoOpts)
-			case "useragent":
-				s, err = useragent.New(set.ua)
-			case "pseudonymize":
-				s, err = pseudonymize.New(pseudoOpts)
-			case "dedupe":
-				s, err = dedupe.New(dedupeOpts, set.dedupe)
-			}
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, s)
-		}
-		return out, nil
-	}
-	return set, nil
-}
-
-// bitsOpt maps a configured bit count to geo.Options (nil: default; 0: -1).
-func bitsOpt(v *int) int {
-	switch {
-	case v == nil:
-		return 0
-	case *v == 0:
-		return -1
-	}
-	return *v
-}
-
-// watch runs the GeoIP reload watcher until ctx ends.
-func (s *stageSet) watch(ctx context.Context) {
-	if s.geo != nil {
-		go s.geo.Watch(ctx, s.geoInterval)
-	}
-}
-
-func (s *stageSet) close() {
-	if s.geo != nil {
-		s.geo.Close()
-	}
 }
 
 // wiring is a runner and the sink and store it writes to.

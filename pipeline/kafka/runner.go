@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicedata/sluice/config"
 	"github.com/sluicedata/sluice/internal/outage"
 	"github.com/sluicedata/sluice/pipeline"
 	"github.com/sluicedata/sluice/pipeline/delivery"
@@ -73,40 +74,38 @@ type Options struct {
 	State delivery.StateStore
 }
 
+// setDefaults fills the zero fields of o from config.Default: the
+// documented defaults live there, once.
 func (o *Options) setDefaults() {
-	if o.StartFrom == "" {
-		o.StartFrom = "earliest"
+	d := config.Default()
+	set := func(dst *time.Duration, v time.Duration) {
+		if *dst == 0 {
+			*dst = v
+		}
 	}
-	if o.SessionTimeout == 0 {
-		o.SessionTimeout = 45 * time.Second
+	if o.StartFrom == "" {
+		o.StartFrom = d.Kafka.StartFrom
 	}
 	if o.ClientID == "" {
-		o.ClientID = "sluice"
+		o.ClientID = d.Kafka.ClientID
 	}
 	if o.MaxPollRecords == 0 {
-		o.MaxPollRecords = 10000
+		o.MaxPollRecords = d.Kafka.MaxPollRecords
 	}
 	if o.RollMaxRows == 0 {
-		o.RollMaxRows = 1_000_000
+		o.RollMaxRows = d.Sink.Roll.MaxRows
 	}
 	if o.RollMaxBytes == 0 {
-		o.RollMaxBytes = 128 << 20
-	}
-	if o.RollMaxAge == 0 {
-		o.RollMaxAge = 5 * time.Minute
+		o.RollMaxBytes = int64(d.Sink.Roll.MaxBytes)
 	}
 	if o.MemoryLimit == 0 {
-		o.MemoryLimit = 512 << 20
+		o.MemoryLimit = int64(d.Sink.MemoryLimit)
 	}
-	if o.ShutdownTimeout == 0 {
-		o.ShutdownTimeout = 30 * time.Second
-	}
-	if o.RetryBackoff == 0 {
-		o.RetryBackoff = 200 * time.Millisecond
-	}
-	if o.RetryBackoffMax == 0 {
-		o.RetryBackoffMax = 10 * time.Second
-	}
+	set(&o.SessionTimeout, d.Kafka.SessionTimeout.D())
+	set(&o.RollMaxAge, d.Sink.Roll.MaxAge.D())
+	set(&o.ShutdownTimeout, d.ShutdownTimeout.D())
+	set(&o.RetryBackoff, 200*time.Millisecond)
+	set(&o.RetryBackoffMax, 10*time.Second)
 	if o.StoreName == "" {
 		o.StoreName = "object store"
 	}

@@ -99,7 +99,7 @@ func (w *worker) run() {
 	defer func() { w.r.buffered.Add(-w.buffered) }()
 	defer func() {
 		for _, s := range w.stages {
-			if c, ok := s.(interface{ Close() }); ok {
+			if c, ok := s.(pipeline.Closer); ok {
 				c.Close()
 			}
 		}

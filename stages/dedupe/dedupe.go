@@ -67,6 +67,12 @@ type Stats struct {
 	Bytes        atomic.Int64 // memory held by all windows
 }
 
+// The stage rebuilds its window on assignment and gives its memory back.
+var (
+	_ pipeline.Warmer = (*Stage)(nil)
+	_ pipeline.Closer = (*Stage)(nil)
+)
+
 // Stage is the dedupe of one partition.
 type Stage struct {
 	o      Options

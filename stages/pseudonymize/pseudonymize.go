@@ -32,9 +32,9 @@ const MinKeyBytes = 16
 
 // KeySpec says where one key comes from: exactly one of Env and File.
 type KeySpec struct {
-	ID   string
-	Env  string
-	File string
+	ID   string `yaml:"id"`
+	Env  string `yaml:"env,omitempty"`
+	File string `yaml:"file,omitempty"`
 }
 
 // LoadKeys reads every key: the exact bytes of the environment variable,
