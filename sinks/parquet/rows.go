@@ -2,7 +2,6 @@ package parquet
 
 import (
 	"net/netip"
-	"unsafe"
 
 	"github.com/sluicedata/sluice/pipeline"
 )
@@ -116,30 +115,7 @@ func derived(s *string) *string {
 	return s
 }
 
-// staged is an event kept before its file has a writer: a copy of what
-// its row needs (values only, so the batch can be reused), less what
-// must not outlive the stages (raw value, raw user id, user agent, IP).
-type staged struct{ e pipeline.Event }
-
-func stageEvent(st *staged, e *pipeline.Event) {
-	st.e = *e
-	st.e.Raw, st.e.UserID, st.e.UserAgent, st.e.IP = nil, "", "", netip.Addr{}
-}
-
-// rowOf fills r from st, its pointers into st.
-func (st *staged) rowOf(r *EventRow) { eventRow(r, &st.e) }
-
-// stagedSize estimates the memory a staged row holds: the struct and the
-// text it keeps alive.
-func stagedSize(st *staged) int64 {
-	e := &st.e
-	n := int64(unsafe.Sizeof(staged{}))
-	for _, s := range [...]string{e.EventID, e.EventName, e.AppID, e.Platform, e.SessionID, e.PageURL, e.Referrer,
-		e.UserPseudoID, e.IPAnonymized, e.Properties, e.Extra} {
-		n += int64(len(s))
-	}
-	return n
-}
+var netipZero netip.Addr
 
 func rejectedRow(r *RejectedRow, e *pipeline.Event) {
 	*r = RejectedRow{

@@ -4,16 +4,13 @@
 package parquet
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
-	"unsafe"
 
 	pq "github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -95,12 +92,11 @@ func codec(name string) (compress.Codec, error) {
 // Sink writes Parquet files into a Store. It is safe for concurrent use by
 // the partition workers; each PartitionSink is owned by one worker.
 type Sink struct {
-	// Closed writers, reused (Reset) across files and partitions.
-	evWriters, rejWriters sync.Pool
-
-	store   Store
-	opts    Options
-	wopts   []pq.WriterOption
+	store Store
+	opts  Options
+	wopts []pq.WriterOption
+	// outputs are events (0) and rejected (1).
+	outputs [2]writerSource
 	rgBytes int64
 	spool   *spoolDir // nil: files are built in memory
 	// shrinkMin: Shrink leaves open row groups smaller than this
@@ -128,7 +124,7 @@ func New(store Store, opts Options) (*Sink, error) {
 			return nil, fmt.Errorf("parquet sink: %w", err)
 		}
 	}
-	return &Sink{
+	s := &Sink{
 		store:     store,
 		opts:      opts,
 		rgBytes:   rg,
@@ -140,7 +136,12 @@ func New(store Store, opts Options) (*Sink, error) {
 			pq.PageBufferSize(pageBufferSize),
 			pq.WriteBufferSize(8 << 10),
 		},
-	}, nil
+	}
+	s.outputs = [2]writerSource{
+		&output[EventRow]{columns: EventColumns, fill: eventRow, wopts: s.wopts},
+		&output[RejectedRow]{columns: RejectedColumns, fill: rejectedRow, wopts: s.wopts},
+	}
+	return s, nil
 }
 
 // Close removes the spool directory. The partitions must be done.
@@ -190,12 +191,10 @@ type fileKey struct {
 type file struct {
 	key  fileKey
 	out  spoolFile // nil until the file has a writer
-	ew   *pq.GenericWriter[EventRow]
-	rw   *pq.GenericWriter[RejectedRow]
+	w    rowWriter // nil until the file has a writer
 	rows int64
 
 	staged      []staged
-	stagedRej   []RejectedRow
 	stagedBytes int64
 
 	batch []int32 // indexes into the batch being written
@@ -205,22 +204,17 @@ type file struct {
 // as much memory as a writer's buffers.
 const stageRows = 400
 
-func (f *file) hasWriter() bool { return f.ew != nil || f.rw != nil }
-
 // size is the file's size so far: encoded bytes, or its staged rows.
 func (f *file) size() int64 {
-	switch {
-	case f.ew != nil:
-		return f.ew.Size()
-	case f.rw != nil:
-		return f.rw.Size()
+	if f.w != nil {
+		return f.w.size()
 	}
 	return f.stagedBytes
 }
 
 // rowGroupSize is what the writer holds of the open row group.
 func (f *file) rowGroupSize() int64 {
-	if !f.hasWriter() {
+	if f.w == nil {
 		return 0
 	}
 	return f.size() - f.out.Len()
@@ -230,20 +224,12 @@ func (f *file) rowGroupSize() int64 {
 // writer's buffers and open row group (and, built in memory, all of it).
 func (f *file) memory() int64 {
 	switch {
-	case !f.hasWriter():
+	case f.w == nil:
 		return f.stagedBytes
 	case f.out.InMemory():
 		return f.size() + openFileOverhead
 	}
 	return f.rowGroupSize() + openFileOverhead
-}
-
-// flushRowGroup ends the open row group: its pages go to the file.
-func (f *file) flushRowGroup() error {
-	if f.ew != nil {
-		return f.ew.Flush()
-	}
-	return f.rw.Flush()
 }
 
 // closedFile is a finished file waiting for (another) upload attempt.
@@ -263,11 +249,6 @@ type Partition struct {
 	touched []*file
 	closed  []closedFile // files closed, upload not done: Flush must be retried
 	broken  error        // a file could not be finished: the sink is unusable
-
-	// Row scratch shared by every file of the partition: open files keep
-	// no row buffers of their own.
-	evRows  []EventRow
-	rejRows []RejectedRow
 
 	pendingRows int64
 }
@@ -289,73 +270,29 @@ func (p *Partition) file(k fileKey) *file {
 	return f
 }
 
-// openWriter gives f its writer and writes the staged rows to it.
-//
-// Writers are reused across files (Reset): their buffers are their cost,
-// not their rows. See release for the parquet-go defect that reuse must
-// work around.
+// openWriter gives f its writer (reused across files: a writer's buffers
+// are its cost, not its rows) and writes the staged rows to it.
 func (p *Partition) openWriter(f *file) error {
 	out, err := p.sink.newSpoolFile()
 	if err != nil {
 		return err
 	}
 	f.out = out
-	if f.key.rejected {
-		if w, ok := p.sink.rejWriters.Get().(*pq.GenericWriter[RejectedRow]); ok {
-			w.Reset(f.out)
-			f.rw = w
-		} else {
-			f.rw = pq.NewGenericWriter[RejectedRow](f.out, p.sink.wopts...)
-		}
-		err = writeChunked(f.rw, &p.rejRows, len(f.stagedRej), func(i int, r *RejectedRow) { *r = f.stagedRej[i] }, p.rowGroupFull(f))
-	} else {
-		if w, ok := p.sink.evWriters.Get().(*pq.GenericWriter[EventRow]); ok {
-			w.Reset(f.out)
-			f.ew = w
-		} else {
-			f.ew = pq.NewGenericWriter[EventRow](f.out, p.sink.wopts...)
-		}
-		err = writeChunked(f.ew, &p.evRows, len(f.staged), func(i int, r *EventRow) { f.staged[i].rowOf(r) }, p.rowGroupFull(f))
-	}
-	f.staged, f.stagedRej, f.stagedBytes = nil, nil, 0
+	f.w = p.sink.output(f.key).open(f.out)
+	err = f.w.write(len(f.staged), func(i int) *pipeline.Event { return &f.staged[i].e }, p.rowGroupFull(f))
+	f.staged, f.stagedBytes = nil, 0
 	if err != nil {
 		return fmt.Errorf("parquet write %s: %w", p.name(f.key, 0, 0), err)
 	}
 	return nil
 }
 
-// writeChunk is how many rows go to a writer at once. parquet-go turns a
-// column's buffered values into a page only after a Write, so a Write of a
-// whole batch (thousands of rows) grows every column buffer, and the pooled
-// buffers keep that size: 10,000-row writes held ~19 MiB per partition in
-// column buffers. 128 rows of this schema are about one 32 KiB page of the
-// widest columns.
-const writeChunk = 128
-
-// writeChunked writes n rows to w, writeChunk at a time, each filled by
-// fill(i, row) into the reused scratch slice, and ends the row group
-// where full says it is full.
-func writeChunked[T any](w *pq.GenericWriter[T], scratch *[]T, n int, fill func(i int, r *T), full func() bool) error {
-	for done := 0; done < n; {
-		m := min(n-done, writeChunk)
-		rows := slices.Grow((*scratch)[:0], m)[:m]
-		for j := range rows {
-			fill(done+j, &rows[j])
-		}
-		_, err := w.Write(rows)
-		clear(rows) // drop references to the batch's strings
-		*scratch = rows[:0]
-		if err != nil {
-			return err
-		}
-		if full() {
-			if err := w.Flush(); err != nil {
-				return fmt.Errorf("row group: %w", err)
-			}
-		}
-		done += m
+// output is the writer source of k's output.
+func (s *Sink) output(k fileKey) writerSource {
+	if k.rejected {
+		return s.outputs[1]
 	}
-	return nil
+	return s.outputs[0]
 }
 
 // Write implements pipeline.PartitionSink.
@@ -399,34 +336,17 @@ func (p *Partition) writeRows(f *file, b *pipeline.Batch) error {
 	n := int64(len(f.batch))
 	f.rows += n
 	p.pendingRows += n
-	if !f.hasWriter() {
+	if f.w == nil {
 		for _, i := range f.batch {
-			e := &b.Events[i]
-			if f.key.rejected {
-				f.stagedRej = append(f.stagedRej, RejectedRow{})
-				r := &f.stagedRej[len(f.stagedRej)-1]
-				rejectedRow(r, e)
-				r.Raw = bytes.Clone(r.Raw) // do not pin the fetch buffer
-				f.stagedBytes += int64(unsafe.Sizeof(RejectedRow{})) + int64(len(r.Raw)+len(r.Error))
-			} else {
-				f.staged = append(f.staged, staged{})
-				st := &f.staged[len(f.staged)-1]
-				stageEvent(st, e)
-				f.stagedBytes += stagedSize(st)
-			}
+			f.staged = append(f.staged, staged{})
+			f.stagedBytes += stageEvent(&f.staged[len(f.staged)-1], &b.Events[i], f.key.rejected)
 		}
 		if f.rows < stageRows {
 			return nil
 		}
 		return p.openWriter(f)
 	}
-	var err error
-	if f.ew != nil {
-		err = writeChunked(f.ew, &p.evRows, len(f.batch), func(i int, r *EventRow) { eventRow(r, &b.Events[f.batch[i]]) }, p.rowGroupFull(f))
-	} else {
-		err = writeChunked(f.rw, &p.rejRows, len(f.batch), func(i int, r *RejectedRow) { rejectedRow(r, &b.Events[f.batch[i]]) }, p.rowGroupFull(f))
-	}
-	if err != nil {
+	if err := f.w.write(len(f.batch), func(i int) *pipeline.Event { return &b.Events[f.batch[i]] }, p.rowGroupFull(f)); err != nil {
 		return fmt.Errorf("parquet write %s: %w", p.name(f.key, 0, 0), err)
 	}
 	return nil
@@ -446,10 +366,10 @@ const minShrinkRowGroup = 1 << 20
 // built on disk (of at least minShrinkRowGroup) are written out.
 func (p *Partition) Shrink() error {
 	for _, f := range p.files {
-		if !f.hasWriter() || f.out.InMemory() || f.rowGroupSize() < p.sink.shrinkMin {
+		if f.w == nil || f.out.InMemory() || f.rowGroupSize() < p.sink.shrinkMin {
 			continue
 		}
-		if err := f.flushRowGroup(); err != nil {
+		if err := f.w.endRowGroup(); err != nil {
 			return fmt.Errorf("parquet row group %s: %w", p.name(f.key, 0, 0), err)
 		}
 	}
@@ -530,29 +450,12 @@ func (p *Partition) closeFiles() error {
 	})
 	for _, k := range keys {
 		f := p.files[k]
-		if !f.hasWriter() {
+		if f.w == nil {
 			if err := p.openWriter(f); err != nil {
 				return err
 			}
 		}
-		var err error
-		if f.ew != nil {
-			if err = f.ew.Close(); err == nil {
-				err = verify(f.out.Reader(), f.key.rejected, f.rows)
-			}
-			if err == nil {
-				detachColumnPaths(f.ew.File())
-				p.sink.evWriters.Put(f.ew)
-			}
-		} else {
-			if err = f.rw.Close(); err == nil {
-				err = verify(f.out.Reader(), f.key.rejected, f.rows)
-			}
-			if err == nil {
-				detachColumnPaths(f.rw.File())
-				p.sink.rejWriters.Put(f.rw)
-			}
-		}
+		err := f.w.finish(f.out.Reader, f.rows)
 		if err != nil {
 			return fmt.Errorf("parquet close %s: %w", p.name(k, 0, 0), err)
 		}
@@ -560,25 +463,6 @@ func (p *Partition) closeFiles() error {
 		delete(p.files, k)
 	}
 	return nil
-}
-
-// detachColumnPaths prepares a closed writer for Reset. parquet-go v0.32.0
-// hands the column writers' own path slices to the footer's column chunks
-// (path_in_schema), and Reset clears the footer's slices in place, so the
-// next file of the writer would name every column "" (TestColumnChunkPaths,
-// TestVerifyCatchesInvalidFiles). Giving the footer copies leaves Reset
-// nothing of the writer's to clear.
-func detachColumnPaths(f pq.FileView) {
-	if f == nil {
-		return
-	}
-	md := f.Metadata()
-	for i := range md.RowGroups {
-		for j := range md.RowGroups[i].Columns {
-			c := &md.RowGroups[i].Columns[j].MetaData
-			c.PathInSchema = slices.Clone(c.PathInSchema)
-		}
-	}
 }
 
 // release drops the closed files (uploaded, or given up).

@@ -544,7 +544,7 @@ func TestBrokenSpoolStopsTheFlush(t *testing.T) {
 	}
 	for _, f := range p.(*Partition).files {
 		f.out = &brokenSpool{}
-		f.ew.Reset(f.out)
+		f.w = s.output(f.key).open(f.out)
 	}
 	for range 2 {
 		if _, err := p.Flush(context.Background(), 0, stageRows+9); !errors.Is(err, pipeline.ErrSinkBroken) {
@@ -640,15 +640,15 @@ func TestVerifyCatchesInvalidFiles(t *testing.T) {
 	}
 	var first, second bytes.Buffer
 	w := pq.NewGenericWriter[EventRow](&first)
-	if err := verify(write(w, &first), false, 2); err != nil {
+	if err := verify(write(w, &first), EventColumns, 2); err != nil {
 		t.Fatalf("a new writer's file: %v", err)
 	}
-	if err := verify(write(w, &first), false, 3); !errors.Is(err, errInvalidFile) {
+	if err := verify(write(w, &first), EventColumns, 3); !errors.Is(err, errInvalidFile) {
 		t.Errorf("row count not checked: %v", err)
 	}
 	w.Reset(&second)
 	reused := write(w, &second)
-	if err := verify(reused, false, 2); err == nil {
+	if err := verify(reused, EventColumns, 2); err == nil {
 		t.Log("parquet-go's Reset keeps column paths now: writers could be pooled again")
 	} else if !errors.Is(err, errInvalidFile) || !strings.Contains(err.Error(), `path_in_schema [""]`) {
 		t.Errorf("reused writer: %v", err)
@@ -661,10 +661,10 @@ func TestVerifyCatchesInvalidFiles(t *testing.T) {
 		EventID string `parquet:"event_id"`
 	}{{"a"}})
 	ow.Close()
-	if err := verify(io.NewSectionReader(bytes.NewReader(other.Bytes()), 0, int64(other.Len())), false, 1); !errors.Is(err, errInvalidFile) {
+	if err := verify(io.NewSectionReader(bytes.NewReader(other.Bytes()), 0, int64(other.Len())), EventColumns, 1); !errors.Is(err, errInvalidFile) {
 		t.Errorf("wrong schema: %v", err)
 	}
-	if err := verify(io.NewSectionReader(bytes.NewReader(first.Bytes()[:first.Len()-9]), 0, int64(first.Len()-9)), false, 2); !errors.Is(err, errInvalidFile) {
+	if err := verify(io.NewSectionReader(bytes.NewReader(first.Bytes()[:first.Len()-9]), 0, int64(first.Len()-9)), EventColumns, 2); !errors.Is(err, errInvalidFile) {
 		t.Errorf("truncated footer: %v", err)
 	}
 }
@@ -689,7 +689,7 @@ func TestInvalidFileBreaksTheSink(t *testing.T) {
 	}
 	for _, f := range p.(*Partition).files {
 		f.out = &shortSpool{}
-		f.ew = pq.NewGenericWriter[EventRow](f.out, s.wopts...)
+		f.w = s.output(f.key).open(f.out)
 	}
 	_, err := p.Flush(context.Background(), 0, stageRows+9)
 	if !errors.Is(err, pipeline.ErrSinkBroken) || !strings.Contains(err.Error(), "invalid parquet file") {

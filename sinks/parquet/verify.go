@@ -22,11 +22,7 @@ var errInvalidFile = errors.New("invalid parquet file")
 // equal to the rows written, and in every row group one column chunk per
 // column, naming it in path_in_schema, of the column's type, with one value
 // per row and null counts that fit. Any failure wraps errInvalidFile.
-func verify(r *io.SectionReader, rejected bool, rows int64) error {
-	cols := EventColumns
-	if rejected {
-		cols = RejectedColumns
-	}
+func verify(r *io.SectionReader, cols []Column, rows int64) error {
 	if err := checkFooter(r, cols, rows); err != nil {
 		return fmt.Errorf("%w: %w", errInvalidFile, err)
 	}
