@@ -124,12 +124,16 @@ func cmdDemo(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer stages.close()
+	// Every goroutine below is joined, and the spool and the GeoIP
+	// database released after them, whichever way the demo returns.
+	lc := newLifecycle(ctx)
+	defer lc.Close()
+	stages.start(lc)
 	w, err := newRunner(cfg, cfg.Kafka.Brokers, stages.factory, nil, log)
 	if err != nil {
 		return err
 	}
-	defer w.close()
+	lc.OnClose(func() { w.close() })
 	runner := w.runner
 
 	fmt.Printf("sluice demo: in-process Kafka broker at %s, topic %q with %d partitions\n", cfg.Kafka.Brokers[0], topic, *partitions)
@@ -138,20 +142,20 @@ func cmdDemo(args []string) error {
 	fmt.Printf("             geo uses a synthetic GeoIP database (test places, not real locations);\n")
 	fmt.Printf("             user ids are pseudonymized with an ephemeral random key (demo only: sluice run requires a key)\n\n")
 
-	runCtx, stopRunner := context.WithCancel(ctx)
+	runCtx, stopRunner := context.WithCancel(lc.ctx)
 	defer stopRunner()
 	runDone := make(chan error, 1)
-	go func() { runDone <- runner.Run(runCtx) }()
+	lc.Go(func() { runDone <- runner.Run(runCtx) })
 
 	producer, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		return err
 	}
-	defer producer.Close()
+	lc.OnClose(producer.Close)
 	var counts genCounts
 	prodDone := make(chan error, 1)
 	start := time.Now()
-	go func() { prodDone <- produce(ctx, producer, topic, o, &counts) }()
+	lc.Go(func() { prodDone <- produce(lc.ctx, producer, topic, o, &counts) })
 
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()

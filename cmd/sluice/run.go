@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"flag"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/sluicedata/sluice/config"
 )
 
 func cmdRun(args []string) error {
@@ -20,9 +23,19 @@ func cmdRun(args []string) error {
 	}
 	log := newLogger(cfg.Observability)
 	setMemoryLimit(&cfg, log)
-
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	return run(ctx, cfg, log)
+}
+
+// run is one `sluice run`: it starts every part — the embedded broker if
+// configured, the stages and their GeoIP watcher, the runner, the HTTP
+// server — in one lifecycle, runs the pipeline until ctx ends or it fails,
+// then stops the goroutines, waits for them, and releases in reverse order.
+// Its error is the run's, reported once by main.
+func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	lc := newLifecycle(ctx)
+	defer lc.Close()
 
 	brokers := cfg.Kafka.Brokers
 	if len(brokers) == 1 && brokers[0] == "embedded" {
@@ -30,7 +43,7 @@ func cmdRun(args []string) error {
 		if err != nil {
 			return err
 		}
-		defer c.Close()
+		lc.OnClose(c.Close)
 		brokers = c.ListenAddrs()
 		log.Info("embedded broker", "addrs", brokers, "topics", cfg.Kafka.Topics)
 	}
@@ -38,21 +51,20 @@ func cmdRun(args []string) error {
 	if err != nil {
 		return &exitError{2, err}
 	}
-	defer stages.close()
-	stages.watch(ctx)
+	stages.start(lc)
 	m := newMetrics()
 	w, err := newRunner(cfg, brokers, stages.factory, m, log)
 	if err != nil {
 		return &exitError{2, err}
 	}
-	defer w.close()
+	lc.OnClose(func() { w.close() })
 	r, store := w.runner, w.store
 	m.watch(r, stages, int64(cfg.Sink.MemoryLimit))
-	if err := serveObservability(ctx, cfg.Observability.Listen, cfg.Observability.Pprof, r, m, log); err != nil {
+	if err := serveObservability(lc, cfg.Observability.Listen, cfg.Observability.Pprof, r, m, log); err != nil {
 		return &exitError{2, err}
 	}
 	log.Info("sluice starting", "version", version, "sink", store.String())
-	if err := r.Run(ctx); err != nil {
+	if err := r.Run(lc.ctx); err != nil {
 		return err
 	}
 	s := r.Stats().Snapshot()

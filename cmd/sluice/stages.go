@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sluicedata/sluice/config"
@@ -130,8 +128,6 @@ type stageSet struct {
 	dedupe      *dedupe.Stats
 	decode      *decode.Stats
 	filter      *filter.Stats
-
-	watchers sync.WaitGroup
 }
 
 // buildStages opens everything the configured stages need. Every problem
@@ -191,17 +187,18 @@ func prefixed(key string, err error) []error {
 	return []error{fmt.Errorf("%s.%w", key, err)}
 }
 
-// watch runs the GeoIP reload watcher until ctx ends; close waits for it.
-func (s *stageSet) watch(ctx context.Context) {
+// start runs the GeoIP reload watcher in lc (until its context ends) and
+// registers the release of the shared resources, after the watcher.
+func (s *stageSet) start(lc *lifecycle) {
 	if s.geo != nil {
-		s.watchers.Go(func() { s.geo.Watch(ctx, s.geoInterval) })
+		lc.Go(func() { s.geo.Watch(lc.ctx, s.geoInterval) })
 	}
+	lc.OnClose(s.close)
 }
 
-// close waits for the watchers (their ctx must be done) and releases the
-// shared resources.
+// close releases the shared resources (the GeoIP mapping); nothing may
+// use the stages any more.
 func (s *stageSet) close() {
-	s.watchers.Wait()
 	if s.geo != nil {
 		s.geo.Close()
 	}

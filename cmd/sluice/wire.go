@@ -136,9 +136,10 @@ func startEmbeddedBroker(topics []string, partitions int32) (*kfake.Cluster, err
 	return c, nil
 }
 
-// serveObservability serves /livez, /readyz and /metrics on addr until ctx
-// ends. An address that cannot be bound is a startup error.
-func serveObservability(ctx context.Context, addr string, pprofOn bool, r *kafka.Runner, m *metrics, log *slog.Logger) error {
+// serveObservability serves /livez, /readyz and /metrics on addr until
+// lc's context ends, in goroutines lc owns. An address that cannot be
+// bound is a startup error.
+func serveObservability(lc *lifecycle, addr string, pprofOn bool, r *kafka.Runner, m *metrics, log *slog.Logger) error {
 	if addr == "" {
 		return nil
 	}
@@ -165,17 +166,17 @@ func serveObservability(ctx context.Context, addr string, pprofOn bool, r *kafka
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
+	lc.Go(func() {
+		<-lc.ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
-	}()
-	go func() {
+	})
+	lc.Go(func() {
 		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
 			log.Error("observability server", "err", err)
 		}
-	}()
+	})
 	log.Info("observability", "listen", ln.Addr().String())
 	return nil
 }
