@@ -93,9 +93,6 @@ func NewFlusher(ck *Checkpoint, sink pipeline.PartitionSink, commit Committer) *
 	return &Flusher{ck: ck, sink: sink, commit: commit}
 }
 
-// Checkpoint returns the partition state handle (nil without a store).
-func (f *Flusher) Checkpoint() *Checkpoint { return f.ck }
-
 // Flush makes the range durable and commits past it:
 //  1. with a state store, record the range as pending (compare-and-swap);
 //  2. close and upload every file of the range (PartitionSink.Flush);
@@ -111,7 +108,7 @@ func (f *Flusher) Flush(ctx context.Context, r Range) (Result, error) {
 	}
 	f.rng, f.inFlight = r, true
 	stopped := func(err error) error {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !errors.Is(err, ErrFenced) {
 			return fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
 		}
 		return err
