@@ -114,6 +114,7 @@ type UserAgent struct {
 	Browser        string
 	BrowserVersion string
 	OS             string
+	OSVersion      string
 	DeviceClass    string
 	IsBot          bool
 	Known          bool

@@ -219,6 +219,7 @@ func enrich(r *rand.Rand, e *pipeline.Event, want map[string]string) {
 	str("ua_browser", &e.UA.Browser)
 	str("ua_browser_version", &e.UA.BrowserVersion)
 	str("ua_os", &e.UA.OS)
+	str("ua_os_version", &e.UA.OSVersion)
 	str("ua_device_class", &e.UA.DeviceClass)
 	want["ua_is_bot"] = readback.Null
 	if r.IntN(3) > 0 {

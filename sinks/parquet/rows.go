@@ -36,6 +36,7 @@ type EventRow struct {
 	UABrowser        *string  `parquet:"ua_browser,optional"`
 	UABrowserVersion *string  `parquet:"ua_browser_version,optional"`
 	UAOS             *string  `parquet:"ua_os,optional"`
+	UAOSVersion      *string  `parquet:"ua_os_version,optional"`
 	UADeviceClass    *string  `parquet:"ua_device_class,optional"`
 	UAIsBot          *bool    `parquet:"ua_is_bot,optional"`
 	Properties       *string  `parquet:"properties,optional"`
@@ -91,6 +92,7 @@ func eventRow(r *EventRow, e *pipeline.Event) {
 		UABrowser:        derived(&e.UA.Browser),
 		UABrowserVersion: derived(&e.UA.BrowserVersion),
 		UAOS:             derived(&e.UA.OS),
+		UAOSVersion:      derived(&e.UA.OSVersion),
 		UADeviceClass:    derived(&e.UA.DeviceClass),
 		Properties:       input(pipeline.HasProperties, &e.Properties),
 		Extra:            input(pipeline.HasExtra, &e.Extra),

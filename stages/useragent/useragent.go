@@ -7,8 +7,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/mssola/useragent"
+	"github.com/ua-parser/uap-go/uaparser"
+	"gopkg.in/yaml.v3"
 
 	"github.com/sluicedata/sluice/internal/cache"
 	"github.com/sluicedata/sluice/pipeline"
@@ -21,24 +24,81 @@ const StageName = "useragent"
 const (
 	Desktop = "desktop"
 	Mobile  = "mobile"
+	Tablet  = "tablet"
 	Bot     = "bot"
 )
 
-// Parse parses one user-agent string (no cache).
+// uap is uap-core's parser (github.com/ua-parser/uap-go with the regexes
+// uap-core maintains): the browser and OS families of the columns are
+// uap-core's vocabulary, and its device rule family Spider is a maintained
+// list of crawlers. A string is a Spider when the first device rule that
+// matches it is a Spider rule; brand and model are not columns, so the
+// device rules are split: spiders holds only the Spider rules (a cheap
+// first test), devices all of them (run only when spiders matched, to see
+// whether a brand rule comes first, as for "CUBOT" phones). Built once,
+// safe for concurrent use; results are cached by Cache.
+type uap struct {
+	spiders, devices *uaparser.Parser
+}
+
+var families = sync.OnceValue(func() uap {
+	var def uaparser.RegexDefinitions
+	if err := yaml.Unmarshal(uaparser.DefinitionYaml, &def); err != nil {
+		panic(fmt.Sprintf("useragent: uap-core regexes: %v", err))
+	}
+	all := def.Device
+	var spider = def.Device[:0:0]
+	for _, d := range all {
+		if d.DeviceReplacement == "Spider" {
+			spider = append(spider, d)
+		}
+	}
+	parser := func(d uaparser.RegexDefinitions) *uaparser.Parser {
+		p, err := uaparser.New(uaparser.WithRegexDefinitions(d), uaparser.WithCacheSize(1))
+		if err != nil {
+			panic(fmt.Sprintf("useragent: uap-core regexes: %v", err))
+		}
+		return p
+	}
+	return uap{
+		spiders: parser(uaparser.RegexDefinitions{UA: def.UA, OS: def.OS, Device: spider}),
+		devices: parser(uaparser.RegexDefinitions{Device: all}),
+	}
+})
+
+// isSpider tells whether uap-core's device rules call s a Spider.
+func (u uap) isSpider(s string) bool {
+	return u.spiders.ParseDevice(s).Family == "Spider" && u.devices.ParseDevice(s).Family == "Spider"
+}
+
+// Parse parses one user-agent string (no cache): browser and OS family
+// and version in uap-core's vocabulary, device class and bot flag from
+// uap-core's crawler list, mssola/useragent and sluice's own list of
+// automated clients.
 func Parse(s string) pipeline.UserAgent {
-	ua := useragent.New(s)
-	name, version := ua.Browser()
+	u := families()
+	m := useragent.New(s)
+	b, o := u.spiders.ParseUserAgent(s), u.spiders.ParseOs(s)
 	out := pipeline.UserAgent{
-		Browser:        name,
-		BrowserVersion: version,
-		OS:             ua.OS(),
-		IsBot:          ua.Bot() || looksAutomated(s),
+		Browser:        family(b.Family),
+		BrowserVersion: version(b.Major, b.Minor, b.Patch),
+		OS:             family(o.Family),
+		OSVersion:      version(o.Major, o.Minor, o.Patch),
+		IsBot:          u.isSpider(s) || m.Bot() || looksAutomated(s),
 		Known:          true,
+	}
+	if out.BrowserVersion != "" && out.Browser == "" {
+		out.BrowserVersion = ""
+	}
+	if out.OSVersion != "" && out.OS == "" {
+		out.OSVersion = ""
 	}
 	switch {
 	case out.IsBot:
 		out.DeviceClass = Bot
-	case ua.Mobile():
+	case isTablet(s):
+		out.DeviceClass = Tablet
+	case m.Mobile() || out.OS == "iOS" || out.OS == "Android":
 		out.DeviceClass = Mobile
 	default:
 		out.DeviceClass = Desktop
@@ -46,17 +106,62 @@ func Parse(s string) pipeline.UserAgent {
 	return out
 }
 
-// automated are substrings (lower case) of agents mssola/useragent does not
-// flag as bots but that are not people: HTTP libraries, command-line
-// tools, headless browsers and crawlers that do not say "bot".
+// family is a uap-core family, "" for its "Other" (nothing recognised).
+func family(f string) string {
+	if f == "Other" {
+		return ""
+	}
+	return f
+}
+
+// version joins the version parts given ("124.0.6367", "17.4", "10").
+func version(parts ...string) string {
+	v := ""
+	for _, p := range parts {
+		if p == "" {
+			break
+		}
+		if v != "" {
+			v += "."
+		}
+		v += p
+	}
+	return v
+}
+
+// isTablet: an iPad or Kindle, a device that says Tablet, or Android
+// without "Mobile" (Android tablets leave it out of their browsers'
+// agents, phones keep it).
+func isTablet(s string) bool {
+	l := strings.ToLower(s)
+	switch {
+	case strings.Contains(l, "ipad"), strings.Contains(l, "kindle"), strings.Contains(l, "silk/"):
+		return true
+	case strings.Contains(l, "tablet"):
+		return true
+	case strings.Contains(l, "android") && !strings.Contains(l, "mobile"):
+		return true
+	}
+	return false
+}
+
+// automated are substrings (lower case) of agents that are not people
+// and that neither uap-core's crawler list nor mssola/useragent flag:
+// HTTP libraries, command-line tools, headless browsers, uptime monitors
+// and link previewers.
 var automated = []string{
-	"curl/", "wget/", "python-requests", "python-urllib", "go-http-client", "java/", "libwww-perl",
+	"curl/", "wget/", "python-requests", "python-urllib", "go-http-client", "libwww-perl",
 	"apache-httpclient", "okhttp/", "axios/", "node-fetch", "scrapy", "headlesschrome", "phantomjs",
 	"crawler", "spider", "slurp", "facebookexternalhit", "bot/", "bot;", "-bot", "_bot",
+	"pingdom", "uptimerobot", "statuscake", "site24x7", "catchpoint", "webpagetest", "gtmetrix",
+	"lighthouse", "chrome-lighthouse", "google-inspectiontool", "bingpreview", "preview", "monitor",
 }
 
 func looksAutomated(s string) bool {
 	l := strings.ToLower(s)
+	if strings.HasPrefix(l, "java/") { // the JDK's HTTP client; feature phones say Java elsewhere
+		return true
+	}
 	for _, a := range automated {
 		if strings.Contains(l, a) {
 			return true
