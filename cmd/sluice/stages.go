@@ -107,6 +107,14 @@ func checkStages(stages []config.Stage) error {
 		}
 		if err := t.check(st); err != nil {
 			errs = append(errs, prefixed(key, err)...)
+			continue
+		}
+		// A filter of bots needs the user agents parsed first.
+		if st.Type == "filter" {
+			var c filter.Config
+			if st.Decode(&c) == nil && c.DropBots && !slices.ContainsFunc(stages[:i], func(s config.Stage) bool { return s.Type == "useragent" }) {
+				errs = append(errs, fmt.Errorf("%s.drop_bots: needs the useragent stage before the filter", key))
+			}
 		}
 	}
 	return errors.Join(errs...)

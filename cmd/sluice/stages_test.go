@@ -45,6 +45,14 @@ stages:
 			t.Errorf("missing %q in:\n%v", w, err)
 		}
 	}
+	c.Stages = []config.Stage{parseStage(t, "{type: decode}"), parseStage(t, "{type: filter, drop_bots: true}"), parseStage(t, "{type: useragent}")}
+	if err := validateConfig(c); err == nil || !strings.Contains(err.Error(), "stages[1].drop_bots: needs the useragent stage before the filter") {
+		t.Errorf("bot filter before useragent: %v", err)
+	}
+	c.Stages[1], c.Stages[2] = c.Stages[2], c.Stages[1]
+	if err := validateConfig(c); err != nil {
+		t.Errorf("bot filter after useragent: %v", err)
+	}
 	c.Stages = c.Stages[:0]
 	for _, y := range []string{"{type: decode}", "{type: pseudonymize}"} {
 		c.Stages = append(c.Stages, parseStage(t, y))
