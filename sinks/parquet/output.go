@@ -3,6 +3,7 @@ package parquet
 import (
 	"bytes"
 	"io"
+	"net/netip"
 	"slices"
 	"sync"
 	"unsafe"
@@ -136,7 +137,7 @@ type staged struct{ e pipeline.Event }
 
 func stageEvent(st *staged, e *pipeline.Event, rejected bool) int64 {
 	st.e = *e
-	st.e.UserID, st.e.UserAgent, st.e.IP = "", "", netipZero
+	st.e.UserID, st.e.UserAgent, st.e.IP = "", "", netip.Addr{}
 	if rejected {
 		st.e.Raw = bytes.Clone(e.Raw) // do not pin the fetch buffer
 		return int64(unsafe.Sizeof(staged{})) + int64(len(st.e.Raw)+len(st.e.RejectReason))

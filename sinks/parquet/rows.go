@@ -1,8 +1,6 @@
 package parquet
 
 import (
-	"net/netip"
-
 	"github.com/sluicedata/sluice/pipeline"
 )
 
@@ -116,8 +114,6 @@ func derived(s *string) *string {
 	}
 	return s
 }
-
-var netipZero netip.Addr
 
 func rejectedRow(r *RejectedRow, e *pipeline.Event) {
 	*r = RejectedRow{

@@ -536,16 +536,7 @@ func (b *brokenSpool) Write([]byte) (int, error) { return 0, errors.New("no spac
 // retried as if the store were down: Flush says ErrSinkBroken, and keeps
 // saying it.
 func TestBrokenSpoolStopsTheFlush(t *testing.T) {
-	store, _ := objstore.NewDir(t.TempDir())
-	s, _ := New(store, Options{})
-	p, _ := s.OpenPartition("events", 1)
-	if err := p.Write(eventsBatch(0, stageRows+10)); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range p.(*Partition).files {
-		f.out = &brokenSpool{}
-		f.w = s.output(f.key).open(f.out)
-	}
+	p := onSpool(t, t.TempDir(), func() spoolFile { return &brokenSpool{} })
 	for range 2 {
 		if _, err := p.Flush(context.Background(), 0, stageRows+9); !errors.Is(err, pipeline.ErrSinkBroken) {
 			t.Fatalf("flush: %v, want ErrSinkBroken", err)
@@ -681,16 +672,7 @@ func (s *shortSpool) Reader() *io.SectionReader {
 // uploaded (so never recorded done): Flush says ErrSinkBroken.
 func TestInvalidFileBreaksTheSink(t *testing.T) {
 	dir := t.TempDir()
-	store, _ := objstore.NewDir(dir)
-	s, _ := New(store, Options{})
-	p, _ := s.OpenPartition("events", 1)
-	if err := p.Write(eventsBatch(0, stageRows+10)); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range p.(*Partition).files {
-		f.out = &shortSpool{}
-		f.w = s.output(f.key).open(f.out)
-	}
+	p := onSpool(t, dir, func() spoolFile { return &shortSpool{} })
 	_, err := p.Flush(context.Background(), 0, stageRows+9)
 	if !errors.Is(err, pipeline.ErrSinkBroken) || !strings.Contains(err.Error(), "invalid parquet file") {
 		t.Fatalf("flush: %v, want ErrSinkBroken for an invalid file", err)
@@ -698,4 +680,21 @@ func TestInvalidFileBreaksTheSink(t *testing.T) {
 	if files, _ := filepath.Glob(filepath.Join(dir, "events", "*", "*", "*")); len(files) != 0 {
 		t.Errorf("uploaded: %v", files)
 	}
+}
+
+// onSpool returns a partition of a sink into dir holding stageRows+10
+// events, its open file moved onto a spool file made by spool.
+func onSpool(t *testing.T, dir string, spool func() spoolFile) pipeline.PartitionSink {
+	t.Helper()
+	store, _ := objstore.NewDir(dir)
+	s, _ := New(store, Options{})
+	p, _ := s.OpenPartition("events", 1)
+	if err := p.Write(eventsBatch(0, stageRows+10)); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range p.(*Partition).files {
+		f.out = spool()
+		f.w = s.output(f.key).open(f.out)
+	}
+	return p
 }
