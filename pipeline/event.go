@@ -17,7 +17,8 @@ const (
 	// Rejected writes the record to the rejected output with its reason.
 	Rejected
 	// Dropped writes nothing (for example an input duplicate). Its offset
-	// still resolves with the flush that covers it.
+	// still resolves with the flush that covers it. RejectStage names the
+	// stage that dropped it (dedupe: a duplicate; any other: filtered).
 	Dropped
 )
 
@@ -70,7 +71,7 @@ type Event struct {
 
 	// Disposition.
 	State        State
-	RejectStage  string
+	RejectStage  string // the stage that rejected or dropped the event
 	RejectReason string
 }
 
@@ -152,6 +153,26 @@ type Batch struct {
 	Topic     string
 	Partition int32
 	Events    []Event
+	// SealedBefore (ms, an hour boundary; 0 none) is the partition's
+	// sealed time: its hours before it may already have a manifest, so a
+	// record whose Kafka time is earlier (a late producer clock) goes to
+	// the hour starting at SealedBefore instead of its own. Set by the
+	// worker from the partition state; the same for every batch of a range,
+	// so a re-run places records as the first run did.
+	SealedBefore int64
+}
+
+// HourMs is the Unix hour (hours since the epoch) an event of Kafka time
+// ms is placed in, given the partition's sealed time (Batch.SealedBefore).
+func HourMs(ms, sealedBefore int64) int64 {
+	h := ms / 3_600_000
+	if ms < 0 && ms%3_600_000 != 0 {
+		h--
+	}
+	if s := sealedBefore / 3_600_000; sealedBefore > 0 && h < s {
+		h = s
+	}
+	return h
 }
 
 // Reset empties the batch, keeping its capacity.

@@ -93,9 +93,14 @@ type Buffered struct {
 	Memory int64 // memory they hold (what memory_limit limits)
 }
 
-// FlushResult describes the objects one flush wrote.
+// FlushResult describes the objects one flush wrote and what became of
+// the records of its range, per Kafka hour.
 type FlushResult struct {
 	Files []FileInfo
+	// Hours counts the range's records by the hour they were placed in
+	// (HourMs), in increasing hour order; every record of the range is in
+	// exactly one count.
+	Hours []HourCount
 }
 
 // FileInfo is one object written by a flush.
@@ -103,5 +108,20 @@ type FileInfo struct {
 	Key      string
 	Rows     int64
 	Bytes    int64
-	Rejected bool // true for a file of the rejected output
+	Rejected bool  // true for a file of the rejected output
+	Hour     int64 // Unix hour of the file's date=/hour= directory
+	// MinEventTime and MaxEventTime (ms) bound the event_time of the
+	// rows of an events file; 0 for a rejected file.
+	MinEventTime, MaxEventTime int64
+}
+
+// HourCount is what became of the records of one range placed in one
+// hour: Records = Events + Rejected + Duplicates + Filtered.
+type HourCount struct {
+	Hour       int64 `json:"hour"` // Unix hour
+	Records    int64 `json:"records"`
+	Events     int64 `json:"events"`     // rows of the events output
+	Rejected   int64 `json:"rejected"`   // rejected (rows of the rejected output unless it is off)
+	Duplicates int64 `json:"duplicates"` // dropped by dedupe
+	Filtered   int64 `json:"filtered"`   // dropped by any other stage (filter)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sluicedata/sluice/internal/failpoint"
@@ -51,12 +52,46 @@ type Committer interface {
 	Commit(ctx context.Context, next int64) error
 }
 
-// Range is one flush: the offsets [First, Last] of a partition and the
+// Range is one flush: the offsets [First, Last] of a partition, the
 // Kafka time of its last record (where a later dedupe rebuild looks back
-// from).
+// from) and the latest Kafka time of its records (what seals hours).
 type Range struct {
 	First, Last   int64
 	LastKafkaTime int64
+	MaxKafkaTime  int64
+}
+
+// Hooks are the optional steps of a flush around its done state; nil
+// fields are skipped.
+type Hooks struct {
+	// BeforeDone runs after the upload, before the range is recorded
+	// done: what must be durable elsewhere first (the range's dead
+	// letters, acknowledged by Kafka). A Retryable error is retried.
+	BeforeDone func(ctx context.Context) error
+	// AfterDone runs after the done state, before the commit, with the
+	// range's files (their notifications). A Retryable error is retried;
+	// the range stays done.
+	AfterDone func(ctx context.Context, files []LedgerFile) error
+	// HandedOff returns the time (ms) before which every hour's manifest
+	// is written: the ledger drops those hours.
+	HandedOff func() int64
+	// Now is the wall clock (ms) that caps how far a range seals; default
+	// time.Now.
+	Now func() int64
+}
+
+func (h Hooks) now() int64 {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now().UnixMilli()
+}
+
+func (h Hooks) handedOff() int64 {
+	if h.HandedOff != nil {
+		return h.HandedOff()
+	}
+	return 0
 }
 
 // Result is what a completed flush did.
@@ -78,26 +113,46 @@ type Flusher struct {
 	ck     *Checkpoint // nil: at least once (Kafka offsets only)
 	sink   pipeline.PartitionSink
 	commit Committer
+	hooks  Hooks
 
 	// Progress of the range under way, so that a retry resumes.
 	rng      Range
 	inFlight bool
 	pending  bool                  // the pending state is written
 	uploaded *pipeline.FlushResult // the files are durable
+	before   bool                  // Hooks.BeforeDone succeeded
 	done     bool                  // the done state is written
+	after    bool                  // Hooks.AfterDone succeeded
 }
 
 // NewFlusher returns the protocol for a partition. ck nil means at least
 // once: no state, files uploaded then the offset committed.
-func NewFlusher(ck *Checkpoint, sink pipeline.PartitionSink, commit Committer) *Flusher {
-	return &Flusher{ck: ck, sink: sink, commit: commit}
+func NewFlusher(ck *Checkpoint, sink pipeline.PartitionSink, commit Committer, hooks Hooks) *Flusher {
+	return &Flusher{ck: ck, sink: sink, commit: commit, hooks: hooks}
+}
+
+// ledgerFiles is what the ledger records of a range's files.
+func ledgerFiles(r Range, res pipeline.FlushResult) []LedgerFile {
+	out := make([]LedgerFile, 0, len(res.Files))
+	for _, f := range res.Files {
+		o := "events"
+		if f.Rejected {
+			o = "rejected"
+		}
+		out = append(out, LedgerFile{Key: f.Key, Output: o, Rows: f.Rows, Bytes: f.Bytes,
+			First: r.First, Last: r.Last, MinEventTime: f.MinEventTime, MaxEventTime: f.MaxEventTime})
+	}
+	return out
 }
 
 // Flush makes the range durable and commits past it:
 //  1. with a state store, record the range as pending (compare-and-swap);
 //  2. close and upload every file of the range (PartitionSink.Flush);
-//  3. record the range as done, Next = Last+1;
-//  4. commit the Kafka offset Last+1.
+//  3. Hooks.BeforeDone (dead letters acknowledged);
+//  4. record the range as done, Next = Last+1, with its files and counts
+//     in the ledger and the hours it sealed;
+//  5. Hooks.AfterDone (file notifications);
+//  6. commit the Kafka offset Last+1.
 //
 // The errors: ErrStopped (ctx ended), ErrFenced (another member moved the
 // state), ErrBroken (the sink cannot finish its files), or a
@@ -132,22 +187,39 @@ func (f *Flusher) Flush(ctx context.Context, r Range) (Result, error) {
 		}
 		f.uploaded = &res
 	}
+	if f.hooks.BeforeDone != nil && !f.before {
+		if err := f.hooks.BeforeDone(ctx); err != nil {
+			return Result{}, stopped(err)
+		}
+		f.before = true
+	}
 	if f.ck != nil && !f.done {
 		st := f.ck.State()
+		st.Hours = slices.Clone(st.Hours)
+		for i := range st.Hours {
+			st.Hours[i].Files = slices.Clip(st.Hours[i].Files)
+		}
 		st.Pending = nil
 		st.Next = r.Last + 1
 		st.LastKafkaTime = r.LastKafkaTime
+		st.addRange(r, *f.uploaded, f.hooks.now(), f.hooks.handedOff())
 		if err := f.ck.Save(ctx, st); err != nil {
 			return Result{}, stopped(err)
 		}
 		f.done = true
 		failpoint.Hit("state-done")
 	}
+	if f.hooks.AfterDone != nil && !f.after {
+		if err := f.hooks.AfterDone(ctx, ledgerFiles(r, *f.uploaded)); err != nil {
+			return Result{}, stopped(err)
+		}
+		f.after = true
+	}
 	out := Result{FlushResult: *f.uploaded}
 	if f.commit != nil {
 		out.CommitErr = f.commit.Commit(ctx, r.Last+1)
 	}
-	*f = Flusher{ck: f.ck, sink: f.sink, commit: f.commit}
+	*f = Flusher{ck: f.ck, sink: f.sink, commit: f.commit, hooks: f.hooks}
 	return out, nil
 }
 

@@ -85,7 +85,7 @@ func newOwner(t *testing.T, store objstore.Store) *owner {
 	t.Cleanup(func() { s.Close() })
 	ps, _ := s.OpenPartition(topic, part)
 	o := &owner{ck: ck, found: found, sink: ps, commit: &commits{}}
-	o.f = delivery.NewFlusher(ck, ps, o.commit)
+	o.f = delivery.NewFlusher(ck, ps, o.commit, delivery.Hooks{})
 	return o
 }
 
@@ -282,7 +282,7 @@ func (brokenSink) Flush(context.Context, int64, int64) (pipeline.FlushResult, er
 func TestBrokenSinkAndStop(t *testing.T) {
 	dir := dirStore(t)
 	o := newOwner(t, dir)
-	f := delivery.NewFlusher(o.ck, brokenSink{o.sink}, o.commit)
+	f := delivery.NewFlusher(o.ck, brokenSink{o.sink}, o.commit, delivery.Hooks{})
 	if _, err := f.Flush(context.Background(), delivery.Range{First: 0, Last: 9}); !errors.Is(err, delivery.ErrBroken) || delivery.IsRetryable(err) {
 		t.Errorf("broken sink: %v, want ErrBroken", err)
 	}

@@ -7,12 +7,16 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
+
+	"github.com/sluicedata/sluice/pipeline"
 )
 
 // Errors a StateStore returns.
@@ -57,9 +61,108 @@ type PartitionState struct {
 	Pending *OffsetRange `json:"pending,omitempty"`
 	// LastKafkaTime is the Kafka timestamp (ms) of the last delivered
 	// record, where a dedupe window rebuild starts looking back from.
-	LastKafkaTime int64  `json:"last_kafka_time_ms"`
-	Updated       string `json:"updated"`
-	Writer        string `json:"writer"`
+	LastKafkaTime int64 `json:"last_kafka_time_ms"`
+	// SealedBefore (ms, an hour boundary) is how far the partition is
+	// complete: no record placed in an hour before it will ever be written
+	// again. It moves when a done range's latest Kafka time (capped by the
+	// wall clock) passes an hour's end, or when the owner finds the
+	// partition idle (consumed to its end) with the wall clock past the
+	// hour's end + sink.complete_after. Later records with earlier Kafka
+	// times are placed in the hour starting here (pipeline.HourMs).
+	SealedBefore int64 `json:"sealed_before_ms,omitempty"`
+	// Hours is the ledger of the hours not yet known to be handed off
+	// (their manifests written): per hour, what became of the partition's
+	// records and which files hold them. Each done range adds to it.
+	Hours   []HourLedger `json:"hours,omitempty"`
+	Updated string       `json:"updated"`
+	Writer  string       `json:"writer"`
+}
+
+// HourLedger is one partition's part of one hour.
+type HourLedger struct {
+	pipeline.HourCount
+	Files []LedgerFile `json:"files,omitempty"`
+}
+
+// LedgerFile is one file of the hour, written by the done range
+// [First, Last].
+type LedgerFile struct {
+	Key          string `json:"key"`
+	Output       string `json:"output"` // events | rejected
+	Rows         int64  `json:"rows"`
+	Bytes        int64  `json:"bytes"`
+	First        int64  `json:"first_offset"`
+	Last         int64  `json:"last_offset"`
+	MinEventTime int64  `json:"min_event_time_ms,omitempty"`
+	MaxEventTime int64  `json:"max_event_time_ms,omitempty"`
+}
+
+// HourStartMs is the start (ms) of the hour holding ms.
+func HourStartMs(ms int64) int64 { return pipeline.HourMs(ms, 0) * 3_600_000 }
+
+// addRange merges a done range's result into the ledger and moves
+// SealedBefore past the hours its latest Kafka time (capped at now) ended.
+// Hours before pruneBefore (ms; their manifests exist) leave the ledger.
+func (st *PartitionState) addRange(r Range, res pipeline.FlushResult, now, pruneBefore int64) {
+	for _, hc := range res.Hours {
+		l := st.hour(hc.Hour)
+		l.Records += hc.Records
+		l.Events += hc.Events
+		l.Rejected += hc.Rejected
+		l.Duplicates += hc.Duplicates
+		l.Filtered += hc.Filtered
+	}
+	for i, lf := range ledgerFiles(r, res) {
+		l := st.hour(res.Files[i].Hour)
+		l.Files = append(l.Files, lf)
+	}
+	if t := min(r.MaxKafkaTime, now); t > 0 {
+		st.SealedBefore = max(st.SealedBefore, HourStartMs(t))
+	}
+	st.prune(pruneBefore)
+}
+
+// prune drops the ledger's hours before ms.
+func (st *PartitionState) prune(ms int64) {
+	// A copy: st.Hours may share its array with the saved state.
+	st.Hours = slices.DeleteFunc(slices.Clone(st.Hours), func(l HourLedger) bool { return (l.Hour+1)*3_600_000 <= ms })
+	if len(st.Hours) == 0 {
+		st.Hours = nil
+	}
+}
+
+// hour returns the ledger entry of unix hour h, adding it in order.
+func (st *PartitionState) hour(h int64) *HourLedger {
+	i, found := slices.BinarySearchFunc(st.Hours, h, func(l HourLedger, h int64) int { return cmp.Compare(l.Hour, h) })
+	if !found {
+		st.Hours = slices.Insert(st.Hours, i, HourLedger{HourCount: pipeline.HourCount{Hour: h}})
+	}
+	return &st.Hours[i]
+}
+
+// Ledger returns the partition's entry for unix hour h (zero if it had no
+// records there).
+func (st *PartitionState) Ledger(h int64) HourLedger {
+	for _, l := range st.Hours {
+		if l.Hour == h {
+			return l
+		}
+	}
+	return HourLedger{HourCount: pipeline.HourCount{Hour: h}}
+}
+
+// LastFiles are the files of the last done range (what a new owner
+// announces again: the previous owner may have stopped before it did).
+func (st *PartitionState) LastFiles() []LedgerFile {
+	var out []LedgerFile
+	for _, l := range st.Hours {
+		for _, f := range l.Files {
+			if f.Last == st.Next-1 {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 // StateKey is the object key of a partition's state.
@@ -106,6 +209,23 @@ func Load(ctx context.Context, store StateStore, group, topic string, partition 
 
 // State is the partition state as last read or written.
 func (c *Checkpoint) State() PartitionState { return c.state }
+
+// SealIdle records that the partition is idle and delivered up to next
+// (consumed to its end, nothing buffered): its hours before sealedBefore
+// (an hour boundary) are complete. A partition without a state gets one,
+// Next = next. It does nothing when SealedBefore is there already.
+func (c *Checkpoint) SealIdle(ctx context.Context, sealedBefore, next int64, pruneBefore int64) error {
+	st := c.state
+	if st.SealedBefore >= sealedBefore || st.Pending != nil {
+		return nil
+	}
+	if st.Next < 0 {
+		st.Next = next
+	}
+	st.SealedBefore = sealedBefore
+	st.prune(pruneBefore)
+	return c.Save(ctx, st)
+}
 
 // Save writes st with compare-and-swap; on success it becomes the state.
 // A write that lost the race (another member owns the partition) wraps

@@ -72,6 +72,26 @@ type Options struct {
 	// pending range is re-run exactly) instead of the Kafka offset. Nil
 	// means at least once: Kafka offsets only.
 	State delivery.StateStore
+
+	// CompleteAfter: an idle partition (consumed to its end, nothing
+	// buffered) seals an hour this long after the hour ended, so that the
+	// hour's manifest can be written. 0 never seals idle partitions.
+	CompleteAfter time.Duration
+	// HandedOff returns the time (ms) before which every hour's manifest
+	// is written; the partition states' ledgers drop those hours. Nil: 0.
+	HandedOff func() int64
+
+	// DeadLetterTopic, when set, receives every rejected record (value
+	// and key unchanged, reason and lineage in headers), produced through
+	// Producer and acknowledged before its range is recorded done.
+	DeadLetterTopic string
+	// Producer produces the dead letters (an idempotent client with acks
+	// from all in-sync replicas). Required with DeadLetterTopic.
+	Producer *kgo.Client
+	// Notify, when set, announces the files of each done range, after
+	// the done state and before the commit (and again, for the last done
+	// range, when a partition is assigned). An error is retried.
+	Notify func(ctx context.Context, topic string, partition int32, files []delivery.LedgerFile) error
 }
 
 // setDefaults fills the zero fields of o from config.Default: the
@@ -128,6 +148,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxPollRecords < 0 || o.RollMaxRows < 0 || o.RollMaxBytes < 0 || o.RollMaxAge < 0 {
 		errs = append(errs, errors.New("poll and roll limits must not be negative"))
+	}
+	if o.DeadLetterTopic != "" && o.Producer == nil {
+		errs = append(errs, errors.New("dead_letter_topic: needs a producer"))
 	}
 	return errors.Join(errs...)
 }

@@ -19,6 +19,8 @@ type Stats struct {
 	StateErrors    atomic.Int64 // failed state reads and writes (retried)
 	StateConflicts atomic.Int64 // state moved by another member: partition given up
 	Replays        atomic.Int64 // pending ranges re-run after a restart
+	DeadLetters    atomic.Int64 // rejected records sent to the dead-letter topic (each send)
+	Notifications  atomic.Int64 // file notifications sent
 }
 
 // StatsSnapshot is a copy of Stats at one moment.
@@ -27,6 +29,7 @@ type StatsSnapshot struct {
 	RecordsFlushed, Flushes, FilesWritten, RowsWritten   int64
 	BytesWritten, FlushErrors, CommitErrors, FetchErrors int64
 	StateErrors, StateConflicts, Replays                 int64
+	DeadLetters, Notifications                           int64
 }
 
 // Snapshot copies the totals.
@@ -47,5 +50,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		StateErrors:    s.StateErrors.Load(),
 		StateConflicts: s.StateConflicts.Load(),
 		Replays:        s.Replays.Load(),
+		DeadLetters:    s.DeadLetters.Load(),
+		Notifications:  s.Notifications.Load(),
 	}
 }

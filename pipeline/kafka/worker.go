@@ -50,13 +50,19 @@ type worker struct {
 	flusher *delivery.Flusher     // the delivery protocol of this partition
 	replay  *delivery.OffsetRange // a range that must be flushed exactly as it was
 
-	pending       bool
-	first, last   int64
-	epoch         int32
-	lastKafkaTime int64
-	records       int64 // records in the pending range
-	pendingSince  time.Time
-	buffered      int64 // this worker's share of Runner.buffered (memory)
+	pending        bool
+	first, last    int64
+	epoch          int32
+	lastKafkaTime  int64
+	maxKafkaTime   int64 // of the pending range
+	pendingHasTime bool
+	next           int64 // one past the last record processed; -1 unknown
+	ck             *delivery.Checkpoint
+	dlq            *deadLetters // nil without a dead-letter topic
+	idleChecked    time.Time
+	records        int64 // records in the pending range
+	pendingSince   time.Time
+	buffered       int64 // this worker's share of Runner.buffered (memory)
 
 	pendingSinceNano atomic.Int64 // pendingSince for OldestPending; 0 when idle
 }
@@ -123,10 +129,22 @@ func (w *worker) run() {
 			return
 		}
 	}
-	w.flusher = delivery.NewFlusher(start.ck, w.sink, committer{w})
+	w.ck, w.next = start.ck, start.start
+	hooks := delivery.Hooks{HandedOff: w.handedOff}
+	if w.r.opts.DeadLetterTopic != "" {
+		w.dlq = &deadLetters{cl: w.r.opts.Producer, topic: w.r.opts.DeadLetterTopic}
+		hooks.BeforeDone = w.dlq.wait
+	}
+	if w.r.opts.Notify != nil {
+		hooks.AfterDone = w.notify
+	}
+	w.flusher = delivery.NewFlusher(start.ck, w.sink, committer{w}, hooks)
 	w.replay = start.replay
 	if w.replay != nil {
 		w.r.stats.Replays.Add(1)
+	}
+	if err := w.renotify(start.ck); err != nil {
+		return // stopped
 	}
 	if err := w.warm(start); err != nil {
 		if w.ctx.Err() == nil {
@@ -164,6 +182,7 @@ func (w *worker) run() {
 					return
 				}
 			}
+			w.sealIdle(w.ck)
 		case <-w.ctx.Done():
 			w.sink.Discard()
 			return
@@ -256,6 +275,9 @@ func (w *worker) process(recs []*kgo.Record) error {
 func (w *worker) processBatch(recs []*kgo.Record) error {
 	b := &w.batch
 	b.Reset()
+	if w.ck != nil {
+		b.SealedBefore = w.ck.State().SealedBefore
+	}
 	for _, rec := range recs {
 		b.Events = append(b.Events, pipeline.Event{
 			Topic:     rec.Topic,
@@ -286,6 +308,14 @@ func (w *worker) processBatch(recs []*kgo.Record) error {
 	if err := w.sink.Write(b); err != nil {
 		return fmt.Errorf("sink: %w", err)
 	}
+	if w.dlq != nil {
+		for i := range b.Events {
+			if b.Events[i].State == pipeline.Rejected {
+				w.dlq.add(recs[i], &b.Events[i])
+				w.r.stats.DeadLetters.Add(1)
+			}
+		}
+	}
 	if obs == nil {
 		kept, rejected, dropped = b.Counts()
 	}
@@ -301,8 +331,15 @@ func (w *worker) processBatch(recs []*kgo.Record) error {
 		w.pendingSince = time.Now()
 		w.pendingSinceNano.Store(w.pendingSince.UnixNano())
 	}
+	if !w.pendingHasTime {
+		w.maxKafkaTime, w.pendingHasTime = recs[0].Timestamp.UnixMilli(), true
+	}
+	for _, rec := range recs {
+		w.maxKafkaTime = max(w.maxKafkaTime, rec.Timestamp.UnixMilli())
+	}
 	last := recs[len(recs)-1]
 	w.last = last.Offset
+	w.next = last.Offset + 1
 	w.epoch = last.LeaderEpoch
 	w.lastKafkaTime = last.Timestamp.UnixMilli()
 	w.records += int64(len(recs))
@@ -342,7 +379,7 @@ func (w *worker) flush() bool {
 	if !w.pending {
 		return true
 	}
-	rng := delivery.Range{First: w.first, Last: w.last, LastKafkaTime: w.lastKafkaTime}
+	rng := delivery.Range{First: w.first, Last: w.last, LastKafkaTime: w.lastKafkaTime, MaxKafkaTime: w.maxKafkaTime}
 	var res delivery.Result
 	start := time.Now()
 	failing := false
@@ -417,7 +454,7 @@ func (w *worker) flush() bool {
 	if obs := w.r.opts.Observer; obs != nil {
 		obs.FlushDone(w.topic, w.partition, len(res.Files), rows, bytes, time.Since(start))
 	}
-	w.pending = false
+	w.pending, w.pendingHasTime = false, false
 	w.pendingSinceNano.Store(0)
 	w.records = 0
 	w.account()

@@ -4,6 +4,7 @@
 package parquet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -194,6 +195,8 @@ type file struct {
 	w    rowWriter // nil until the file has a writer
 	rows int64
 
+	minEventTime, maxEventTime int64 // of the rows so far (events output)
+
 	staged      []staged
 	stagedBytes int64
 
@@ -234,9 +237,10 @@ func (f *file) memory() int64 {
 
 // closedFile is a finished file waiting for (another) upload attempt.
 type closedFile struct {
-	key  fileKey
-	out  spoolFile
-	rows int64
+	key                        fileKey
+	out                        spoolFile
+	rows                       int64
+	minEventTime, maxEventTime int64
 }
 
 // Partition is the PartitionSink of one partition.
@@ -251,14 +255,20 @@ type Partition struct {
 	broken  error        // a file could not be finished: the sink is unusable
 
 	pendingRows int64
+	hours       []pipeline.HourCount // of the records since the last flush, by hour
 }
 
-func hourOf(ms int64) int64 {
-	h := ms / 3_600_000
-	if ms < 0 && ms%3_600_000 != 0 {
-		h--
+// count returns the HourCount of hour h, adding it in hour order.
+func (p *Partition) count(h int64) *pipeline.HourCount {
+	n := len(p.hours)
+	if n > 0 && p.hours[n-1].Hour == h {
+		return &p.hours[n-1]
 	}
-	return h
+	i, found := slices.BinarySearchFunc(p.hours, h, func(c pipeline.HourCount, h int64) int { return cmp.Compare(c.Hour, h) })
+	if !found {
+		p.hours = slices.Insert(p.hours, i, pipeline.HourCount{Hour: h})
+	}
+	return &p.hours[i]
 }
 
 func (p *Partition) file(k fileKey) *file {
@@ -304,18 +314,31 @@ func (p *Partition) Write(b *pipeline.Batch) error {
 		return errors.New("write while a flush is unfinished")
 	}
 	p.touched = p.touched[:0]
+	var hc *pipeline.HourCount
 	for i := range b.Events {
 		e := &b.Events[i]
+		h := pipeline.HourMs(e.KafkaTime, b.SealedBefore)
+		if hc == nil || hc.Hour != h {
+			hc = p.count(h)
+		}
+		hc.Records++
 		var f *file
 		switch e.State {
 		case pipeline.Keep:
-			f = p.file(fileKey{hour: hourOf(e.KafkaTime)})
+			hc.Events++
+			f = p.file(fileKey{hour: h})
 		case pipeline.Rejected:
+			hc.Rejected++
 			if p.sink.opts.DisableRejected {
 				continue
 			}
-			f = p.file(fileKey{rejected: true, hour: hourOf(e.KafkaTime)})
+			f = p.file(fileKey{rejected: true, hour: h})
 		default:
+			if e.RejectStage == "dedupe" {
+				hc.Duplicates++
+			} else {
+				hc.Filtered++
+			}
 			continue
 		}
 		if len(f.batch) == 0 {
@@ -334,6 +357,17 @@ func (p *Partition) Write(b *pipeline.Batch) error {
 func (p *Partition) writeRows(f *file, b *pipeline.Batch) error {
 	defer func() { f.batch = f.batch[:0] }()
 	n := int64(len(f.batch))
+	if !f.key.rejected {
+		for j, i := range f.batch {
+			t := b.Events[i].EventTime
+			if (f.rows == 0 && j == 0) || t < f.minEventTime {
+				f.minEventTime = t
+			}
+			if (f.rows == 0 && j == 0) || t > f.maxEventTime {
+				f.maxEventTime = t
+			}
+		}
+	}
 	f.rows += n
 	p.pendingRows += n
 	if f.w == nil {
@@ -417,17 +451,19 @@ func (p *Partition) Flush(ctx context.Context, first, last int64) (pipeline.Flus
 			return pipeline.FlushResult{}, p.broken
 		}
 	}
-	res := pipeline.FlushResult{Files: make([]pipeline.FileInfo, 0, len(p.closed))}
+	res := pipeline.FlushResult{Files: make([]pipeline.FileInfo, 0, len(p.closed)), Hours: slices.Clone(p.hours)}
 	for _, c := range p.closed {
 		key := p.name(c.key, first, last)
 		if err := p.sink.store.Put(ctx, key, c.out.Reader(), c.out.Len()); err != nil {
 			return pipeline.FlushResult{}, fmt.Errorf("upload %s: %w", key, err)
 		}
 		failpoint.Hit("upload")
-		res.Files = append(res.Files, pipeline.FileInfo{Key: key, Rows: c.rows, Bytes: c.out.Len(), Rejected: c.key.rejected})
+		res.Files = append(res.Files, pipeline.FileInfo{Key: key, Rows: c.rows, Bytes: c.out.Len(), Rejected: c.key.rejected,
+			Hour: c.key.hour, MinEventTime: c.minEventTime, MaxEventTime: c.maxEventTime})
 	}
 	p.release()
 	p.pendingRows = 0
+	p.hours = p.hours[:0]
 	return res, nil
 }
 
@@ -459,7 +495,7 @@ func (p *Partition) closeFiles() error {
 		if err != nil {
 			return fmt.Errorf("parquet close %s: %w", p.name(k, 0, 0), err)
 		}
-		p.closed = append(p.closed, closedFile{key: k, out: f.out, rows: f.rows})
+		p.closed = append(p.closed, closedFile{key: k, out: f.out, rows: f.rows, minEventTime: f.minEventTime, maxEventTime: f.maxEventTime})
 		delete(p.files, k)
 	}
 	return nil
@@ -484,4 +520,5 @@ func (p *Partition) Discard() {
 	p.release()
 	p.broken = nil
 	p.pendingRows = 0
+	p.hours = p.hours[:0]
 }

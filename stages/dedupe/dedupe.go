@@ -158,7 +158,7 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 			continue
 		}
 		if s.observe(s.hash(e), e.KafkaTime) {
-			e.State = pipeline.Dropped
+			e.State, e.RejectStage = pipeline.Dropped, "dedupe"
 			s.stats.Duplicates.Add(1)
 		}
 	}

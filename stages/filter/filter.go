@@ -111,7 +111,7 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 		default:
 			continue
 		}
-		e.State = pipeline.Dropped
+		e.State, e.RejectStage = pipeline.Dropped, "filter"
 	}
 	return nil
 }
