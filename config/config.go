@@ -43,8 +43,12 @@ type Kafka struct {
 	// StartFrom is where a partition with no committed position starts:
 	// earliest (default) or latest.
 	StartFrom string `yaml:"start_from"`
-	// DeadLetterTopic receives rejected records instead of the rejected
-	// output. Default "" (none).
+	// DeadLetterTopic, when set, receives every rejected record: value
+	// and key unchanged, the reason and lineage in headers (sluice-error,
+	// sluice-stage, sluice-src-topic, sluice-src-partition,
+	// sluice-src-offset), acknowledged before its range is recorded done.
+	// With sink.rejected: off it is the only place bad records go.
+	// Default "" (none).
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
 	// SessionTimeout is the group session timeout. Default 45s.
 	SessionTimeout Duration `yaml:"session_timeout"`
@@ -184,6 +188,14 @@ type Sink struct {
 	// Rejected is where rejected records go: store (the rejected/ output,
 	// default) or off (counted and logged, not written).
 	Rejected string `yaml:"rejected"`
+	// CompleteAfter: an idle partition (consumed to its end) lets an hour
+	// be complete this long after the hour ended; a busy one does when it
+	// has delivered a record of a later hour. Default 10m.
+	CompleteAfter Duration `yaml:"complete_after"`
+	// NotifyTopic, when set, receives one JSON message per committed file
+	// and one per complete hour (its manifest), keyed by a stable id.
+	// Default "" (none).
+	NotifyTopic string `yaml:"notify_topic"`
 }
 
 // S3 is the S3 (or S3-compatible) store.
@@ -236,11 +248,12 @@ func Default() Config {
 		},
 		Stages: []Stage{{Type: "decode"}},
 		Sink: Sink{
-			Compression:  "zstd",
-			Roll:         Roll{MaxRows: 1_000_000, MaxBytes: 128 << 20, MaxAge: Duration(5 * 60e9)},
-			RowGroupSize: 8 << 20,
-			MemoryLimit:  512 << 20,
-			Rejected:     "store",
+			Compression:   "zstd",
+			Roll:          Roll{MaxRows: 1_000_000, MaxBytes: 128 << 20, MaxAge: Duration(5 * 60e9)},
+			RowGroupSize:  8 << 20,
+			MemoryLimit:   512 << 20,
+			Rejected:      "store",
+			CompleteAfter: Duration(10 * 60e9),
 		},
 		Observability: Observability{
 			Listen:    "127.0.0.1:9464",
@@ -330,7 +343,11 @@ func (c *Config) Validate() error {
 		bad("kafka.start_from", "%q is not earliest or latest", k.StartFrom)
 	}
 	if k.DeadLetterTopic != "" {
-		bad("kafka.dead_letter_topic", "the dead-letter output is not available in this version; use sink.rejected")
+		if !validTopic(k.DeadLetterTopic) {
+			bad("kafka.dead_letter_topic", "%q is not a valid topic name (letters, digits, . _ -; at most 249)", k.DeadLetterTopic)
+		} else if slices.Contains(k.Topics, k.DeadLetterTopic) {
+			bad("kafka.dead_letter_topic", "%q is also a consumed topic: bad records would come back", k.DeadLetterTopic)
+		}
 	}
 	if k.SessionTimeout.D() < 1e9 {
 		bad("kafka.session_timeout", "%s is too short (at least 1s)", k.SessionTimeout)
@@ -412,6 +429,16 @@ func (c *Config) Validate() error {
 	}
 	if s.Rejected != "store" && s.Rejected != "off" {
 		bad("sink.rejected", "%q is not store or off", s.Rejected)
+	}
+	if s.CompleteAfter.D() < 0 {
+		bad("sink.complete_after", "must not be negative, got %s", s.CompleteAfter)
+	}
+	if s.NotifyTopic != "" {
+		if !validTopic(s.NotifyTopic) {
+			bad("sink.notify_topic", "%q is not a valid topic name (letters, digits, . _ -; at most 249)", s.NotifyTopic)
+		} else if slices.Contains(c.Kafka.Topics, s.NotifyTopic) {
+			bad("sink.notify_topic", "%q is also a consumed topic", s.NotifyTopic)
+		}
 	}
 
 	o := c.Observability

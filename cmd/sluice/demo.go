@@ -134,6 +134,7 @@ func cmdDemo(args []string) error {
 		return err
 	}
 	lc.OnClose(func() { w.close() })
+	w.start(lc)
 	runner := w.runner
 
 	fmt.Printf("sluice demo: in-process Kafka broker at %s, topic %q with %d partitions\n", cfg.Kafka.Brokers[0], topic, *partitions)

@@ -162,3 +162,34 @@ func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// watchHandoff registers the hand-off metrics: hour completeness, the
+// manifests, dead letters and notifications.
+func (m *metrics) watchHandoff(w *wiring) {
+	t, r := w.tracker, w.runner
+	gauge := func(name, help string, f func() float64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	counter := func(name, help string, f func() int64) {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f()) }))
+	}
+	gauge("sluice_hour_complete_end_seconds", "End (Unix seconds) of the newest hour every consumed partition has sealed (0 before the first).",
+		func() float64 { return float64(t.NewestComplete()) / 1000 })
+	gauge("sluice_hour_completeness_lag_seconds", "Wall clock minus the end of the newest complete hour (0 before the first).",
+		func() float64 {
+			if n := t.NewestComplete(); n > 0 {
+				return time.Since(time.UnixMilli(n)).Seconds()
+			}
+			return 0
+		})
+	counter("sluice_manifests_written_total", "Hour manifests this process created.", t.Written.Load)
+	counter("sluice_manifests_existing_total", "Hour manifests found written already (by another replica, or before a restart).", t.Conflicts.Load)
+	counter("sluice_handoff_errors_total", "Failed hour-completeness rounds (retried).", t.Errors.Load)
+	counter("sluice_dead_letters_total", "Rejected records sent to the dead-letter topic (a re-run range sends again).",
+		func() int64 { return r.Stats().DeadLetters.Load() })
+	if n := w.notify; n != nil {
+		counter("sluice_notifications_total", "Notifications acknowledged on sink.notify_topic (file and hour).",
+			func() int64 { return n.files.Load() + n.hours.Load() })
+	}
+}

@@ -58,8 +58,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return &exitError{2, err}
 	}
 	lc.OnClose(func() { w.close() })
+	w.start(lc)
 	r, store := w.runner, w.store
 	m.watch(r, stages, int64(cfg.Sink.MemoryLimit))
+	m.watchHandoff(w)
 	if err := serveObservability(lc, cfg.Observability.Listen, cfg.Observability.Pprof, r, m, log); err != nil {
 		return &exitError{2, err}
 	}

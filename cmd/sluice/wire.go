@@ -18,6 +18,8 @@ import (
 
 	"github.com/sluicedata/sluice/config"
 	"github.com/sluicedata/sluice/pipeline"
+	"github.com/sluicedata/sluice/pipeline/delivery"
+	"github.com/sluicedata/sluice/pipeline/handoff"
 	"github.com/sluicedata/sluice/pipeline/kafka"
 	"github.com/sluicedata/sluice/sinks/objstore"
 	pqsink "github.com/sluicedata/sluice/sinks/parquet"
@@ -34,15 +36,29 @@ func newLogger(o config.Observability) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, hopts))
 }
 
-// wiring is a runner and the sink and store it writes to.
+// wiring is a runner, the sink and store it writes to, and the hand-off:
+// the tracker of complete hours and the side client it and the dead
+// letters and notifications use.
 type wiring struct {
-	runner *kafka.Runner
-	sink   *pqsink.Sink
-	store  objstore.Store
+	runner  *kafka.Runner
+	sink    *pqsink.Sink
+	store   objstore.Store
+	side    *kgo.Client
+	tracker *handoff.Tracker
+	notify  *notifier // nil without sink.notify_topic
 }
 
-// close releases the sink's spool; the runner must be done.
-func (w *wiring) close() error { return w.sink.Close() }
+// start runs the tracker in a goroutine lc owns.
+func (w *wiring) start(lc *lifecycle) {
+	lc.Go(func() { w.tracker.Run(lc.ctx) })
+}
+
+// close releases the side client and the sink's spool; the runner and the
+// tracker must be done.
+func (w *wiring) close() error {
+	w.side.Close()
+	return w.sink.Close()
+}
 
 // spoolDir resolves sink.spool_dir: "" is the OS temp directory, "memory"
 // none (files are built in memory).
@@ -97,8 +113,38 @@ func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory
 	if err != nil {
 		return nil, fmt.Errorf("sink.spool_dir %q: %w", cfg.Sink.SpoolDir, err)
 	}
+	side, err := newSideClient(cfg, brokers, kopts)
+	if err != nil {
+		sink.Close()
+		return nil, err
+	}
+	state := objstore.StateStore{Store: store}
+	w := &wiring{sink: sink, store: store, side: side}
+	tcfg := handoff.Config{
+		Store:      state,
+		Group:      cfg.Kafka.Group,
+		Partitions: topicPartitions(side, cfg.Kafka.Topics),
+		Outputs:    manifestOutputs(cfg),
+		Interval:   trackerInterval(cfg),
+		Log:        log,
+	}
+	var notify func(ctx context.Context, topic string, partition int32, files []delivery.LedgerFile) error
+	if cfg.Sink.NotifyTopic != "" {
+		w.notify = &notifier{cl: side, topic: cfg.Sink.NotifyTopic}
+		tcfg.Notify = w.notify.sendHour
+		notify = w.notify.sendFiles
+	}
+	if w.tracker, err = handoff.New(tcfg); err != nil {
+		w.close()
+		return nil, err
+	}
 	r, err := kafka.NewRunner(kafka.Options{
-		State:           objstore.StateStore{Store: store},
+		State:           state,
+		CompleteAfter:   cfg.Sink.CompleteAfter.D(),
+		HandedOff:       w.tracker.HandedOff,
+		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
+		Producer:        side,
+		Notify:          notify,
 		StoreName:       store.String(),
 		Brokers:         brokers,
 		Topics:          cfg.Kafka.Topics,
@@ -117,13 +163,14 @@ func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory
 		Observer:        obs,
 	}, stages, sink, log)
 	if err != nil {
-		sink.Close()
+		w.close()
 		return nil, err
 	}
 	if dir := sink.SpoolPath(); dir != "" {
 		log.Info("spool", "dir", dir)
 	}
-	return &wiring{runner: r, sink: sink, store: store}, nil
+	w.runner = r
+	return w, nil
 }
 
 // startEmbeddedBroker runs an in-process Kafka broker (kfake) on loopback

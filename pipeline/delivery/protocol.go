@@ -140,7 +140,7 @@ func ledgerFiles(r Range, res pipeline.FlushResult) []LedgerFile {
 			o = "rejected"
 		}
 		out = append(out, LedgerFile{Key: f.Key, Output: o, Rows: f.Rows, Bytes: f.Bytes,
-			First: r.First, Last: r.Last, MinEventTime: f.MinEventTime, MaxEventTime: f.MaxEventTime})
+			First: r.First, Last: r.Last, MinEventTime: f.MinEventTime, MaxEventTime: f.MaxEventTime, Hour: f.Hour})
 	}
 	return out
 }

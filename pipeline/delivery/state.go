@@ -81,7 +81,10 @@ type PartitionState struct {
 // HourLedger is one partition's part of one hour.
 type HourLedger struct {
 	pipeline.HourCount
-	Files []LedgerFile `json:"files,omitempty"`
+	// Ranges are the done ranges that placed records in the hour,
+	// contiguous ones merged.
+	Ranges []OffsetRange `json:"ranges,omitempty"`
+	Files  []LedgerFile  `json:"files,omitempty"`
 }
 
 // LedgerFile is one file of the hour, written by the done range
@@ -95,6 +98,7 @@ type LedgerFile struct {
 	Last         int64  `json:"last_offset"`
 	MinEventTime int64  `json:"min_event_time_ms,omitempty"`
 	MaxEventTime int64  `json:"max_event_time_ms,omitempty"`
+	Hour         int64  `json:"-"` // unix hour of its directory (the ledger entry's)
 }
 
 // HourStartMs is the start (ms) of the hour holding ms.
@@ -111,6 +115,11 @@ func (st *PartitionState) addRange(r Range, res pipeline.FlushResult, now, prune
 		l.Rejected += hc.Rejected
 		l.Duplicates += hc.Duplicates
 		l.Filtered += hc.Filtered
+		if n := len(l.Ranges); n > 0 && l.Ranges[n-1].Last+1 == r.First {
+			l.Ranges = append(slices.Clip(l.Ranges[:n-1]), OffsetRange{First: l.Ranges[n-1].First, Last: r.Last})
+		} else {
+			l.Ranges = append(slices.Clip(l.Ranges), OffsetRange{First: r.First, Last: r.Last})
+		}
 	}
 	for i, lf := range ledgerFiles(r, res) {
 		l := st.hour(res.Files[i].Hour)
@@ -158,6 +167,7 @@ func (st *PartitionState) LastFiles() []LedgerFile {
 	for _, l := range st.Hours {
 		for _, f := range l.Files {
 			if f.Last == st.Next-1 {
+				f.Hour = l.Hour
 				out = append(out, f)
 			}
 		}

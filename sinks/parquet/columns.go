@@ -1,5 +1,12 @@
 package parquet
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+
+	pq "github.com/parquet-go/parquet-go"
+)
+
 // Privacy classes of output columns (`sluice schema` shows them).
 const (
 	// Event: what the event is and when it happened, as the tracker sent it.
@@ -105,4 +112,28 @@ var RejectedColumns = []Column{
 	{"stage", TypeString, true, "stage that rejected the record", PrivacyDerived, ""},
 	{"error", TypeString, true, "why it was rejected", PrivacyDerived, ""},
 	{"raw", TypeBinary, true, "the record value, unchanged (may hold personal data)", PrivacyFreeForm, ""},
+}
+
+// SchemaFingerprint is the lowercase hex SHA-256 of an output's Parquet
+// schema as its files carry it (the schema's message text: names, order,
+// physical and logical types, repetition). It changes exactly when the
+// files' schema does; manifests and notifications carry it.
+func SchemaFingerprint(output string) string {
+	switch output {
+	case "events":
+		return fingerprints[0]
+	case "rejected":
+		return fingerprints[1]
+	}
+	return ""
+}
+
+var fingerprints = [2]string{
+	fingerprint(pq.SchemaOf(EventRow{}).String()),
+	fingerprint(pq.SchemaOf(RejectedRow{}).String()),
+}
+
+func fingerprint(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
