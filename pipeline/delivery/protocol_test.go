@@ -100,7 +100,7 @@ func (o *owner) write(t *testing.T, first, last int64) delivery.Range {
 	if err := o.sink.Write(b); err != nil {
 		t.Fatal(err)
 	}
-	return delivery.Range{First: first, Last: last, LastKafkaTime: t0 + last*60_000}
+	return delivery.Range{First: first, Last: last, LastKafkaTime: t0 + last*60_000, MaxKafkaTime: t0 + last*60_000}
 }
 
 func files(t *testing.T, store objstore.Store) []string {
