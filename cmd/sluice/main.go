@@ -3,7 +3,8 @@
 //	sluice run      --config sluice.yaml   until SIGTERM: drain, flush, commit, exit 0
 //	sluice demo                            embedded broker + generator + pipeline → ./sluice-demo
 //	sluice gen      --brokers … --topic …  produce synthetic events to a cluster
-//	sluice inspect  FILE                   schema, row count, sample rows (read with Arrow)
+//	sluice status   --config sluice.yaml   per recent hour: complete, or which partitions hold it back
+//	sluice inspect  FILE|URL               schema, row count, sample rows (read with Arrow)
 //	sluice validate --config sluice.yaml   every config problem, each naming its key
 //	sluice schema   [--format markdown|json] the data dictionary
 //	sluice ddl      --dialect D            warehouse DDL over the output layout
@@ -59,7 +60,8 @@ Usage:
   sluice run      --config sluice.yaml    consume until SIGTERM/SIGINT, then drain, flush, commit, exit 0
   sluice demo     [--events N] [--out DIR] embedded broker + generated events + pipeline → ./sluice-demo
   sluice gen      --brokers B --topic T   produce synthetic events (--events, --rate, --dup-rate, --bad-rate)
-  sluice inspect  FILE                    print a Parquet file's schema, row count and first rows
+  sluice status   --config sluice.yaml    per recent hour: complete (its manifests), or which partitions hold it back
+  sluice inspect  FILE|URL                print a Parquet file's schema, row count and first rows (file://, s3://)
   sluice validate --config sluice.yaml    check a config (and its GeoIP file and keys); print every problem
   sluice schema   [--format markdown|json] the data dictionary: columns, types, sources, privacy classes
   sluice ddl      --dialect D [--url U]   CREATE statements for snowflake, bigquery, athena, clickhouse, duckdb
@@ -85,6 +87,8 @@ func main() {
 		err = cmdGen(args)
 	case "inspect":
 		err = cmdInspect(args, os.Stdout)
+	case "status":
+		err = cmdStatus(args, os.Stdout)
 	case "validate":
 		err = cmdValidate(args, os.Stdout)
 	case "schema":

@@ -29,12 +29,14 @@ func DDL(dialect, root string) (string, error) {
 			base = strings.TrimSuffix(u.Path, "/")
 		}
 		b.WriteString("-- DuckDB: views over the Parquet files (for s3:// roots: INSTALL httpfs; LOAD httpfs; and S3 credentials).\n")
+		b.WriteString("-- The *.parquet globs skip each hour's _manifest.json.\n")
 		duckView(&b, "events", base+"/events/*/*/*.parquet", EventColumns, true)
 		b.WriteString("\n")
 		duckView(&b, "rejected", base+"/rejected/*/*/*.parquet", RejectedColumns, true)
 	case "snowflake":
 		fmt.Fprintf(&b, "-- Snowflake: an external stage over the sink root (add STORAGE_INTEGRATION for S3 access).\n")
-		fmt.Fprintf(&b, "CREATE STAGE IF NOT EXISTS sluice_stage\n  URL = '%s/'\n  FILE_FORMAT = (TYPE = PARQUET);\n\n", base)
+		fmt.Fprintf(&b, "CREATE STAGE IF NOT EXISTS sluice_stage\n  URL = '%s/'\n  FILE_FORMAT = (TYPE = PARQUET);\n", base)
+		b.WriteString("-- PATTERN keeps to the .parquet files: each hour's _manifest.json (and _sluice/) is not data.\n\n")
 		for _, t := range []struct {
 			name string
 			cols []Column
@@ -46,16 +48,16 @@ func DDL(dialect, root string) (string, error) {
 			}
 			b.WriteString("  date DATE AS TO_DATE(SPLIT_PART(SPLIT_PART(METADATA$FILENAME, 'date=', 2), '/', 1)),\n")
 			b.WriteString("  hour NUMBER AS TO_NUMBER(SPLIT_PART(SPLIT_PART(METADATA$FILENAME, 'hour=', 2), '/', 1))\n")
-			fmt.Fprintf(&b, ")\nPARTITION BY (date, hour)\nLOCATION = @sluice_stage/%s/\nFILE_FORMAT = (TYPE = PARQUET)\nAUTO_REFRESH = TRUE;\n\n", t.name)
+			fmt.Fprintf(&b, ")\nPARTITION BY (date, hour)\nLOCATION = @sluice_stage/%s/\nPATTERN = '.*[.]parquet'\nFILE_FORMAT = (TYPE = PARQUET)\nAUTO_REFRESH = TRUE;\n\n", t.name)
 			fmt.Fprintf(&b, "-- Or load: a table and a Snowpipe that copies each new file once.\n")
 			fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (\n", t.name)
 			for i, c := range t.cols {
 				fmt.Fprintf(&b, "  %s %s%s%s\n", c.Name, snowflakeType(c.Type), notNull(c.Required), comma(i, len(t.cols)))
 			}
-			fmt.Fprintf(&b, ");\nCREATE PIPE IF NOT EXISTS %s_pipe AUTO_INGEST = TRUE AS\n  COPY INTO %s FROM @sluice_stage/%s/\n  FILE_FORMAT = (TYPE = PARQUET USE_LOGICAL_TYPE = TRUE)\n  MATCH_BY_COLUMN_NAME = CASE_SENSITIVE;\n\n", t.name, t.name, t.name)
+			fmt.Fprintf(&b, ");\nCREATE PIPE IF NOT EXISTS %s_pipe AUTO_INGEST = TRUE AS\n  COPY INTO %s FROM @sluice_stage/%s/\n  PATTERN = '.*[.]parquet'\n  FILE_FORMAT = (TYPE = PARQUET USE_LOGICAL_TYPE = TRUE)\n  MATCH_BY_COLUMN_NAME = CASE_SENSITIVE;\n\n", t.name, t.name, t.name)
 		}
 	case "bigquery":
-		b.WriteString("-- BigQuery: external tables with hive partitioning (s3:// URIs need a BigQuery Omni connection:\n-- add WITH CONNECTION `project.region.connection`; or copy the files to GCS). New files are read at query time.\n")
+		b.WriteString("-- BigQuery: external tables with hive partitioning (s3:// URIs need a BigQuery Omni connection:\n-- add WITH CONNECTION `project.region.connection`; or copy the files to GCS). New files are read at query time.\n-- The *.parquet wildcard skips each hour's _manifest.json.\n")
 		for _, t := range []struct {
 			name string
 			cols []Column
@@ -64,10 +66,11 @@ func DDL(dialect, root string) (string, error) {
 			for i, c := range t.cols {
 				fmt.Fprintf(&b, "  %s %s%s%s\n", c.Name, bigqueryType(c.Type), notNull(c.Required), comma(i, len(t.cols)))
 			}
-			fmt.Fprintf(&b, ")\nWITH PARTITION COLUMNS (date DATE, hour INT64)\nOPTIONS (\n  format = 'PARQUET',\n  uris = ['%s/%s/*'],\n  hive_partition_uri_prefix = '%s/%s',\n  require_hive_partition_filter = false\n);\n\n", base, t.name, base, t.name)
+			fmt.Fprintf(&b, ")\nWITH PARTITION COLUMNS (date DATE, hour INT64)\nOPTIONS (\n  format = 'PARQUET',\n  uris = ['%s/%s/*.parquet'],\n  hive_partition_uri_prefix = '%s/%s',\n  require_hive_partition_filter = false\n);\n\n", base, t.name, base, t.name)
 		}
 	case "athena":
 		b.WriteString("-- Athena (Glue): partition projection finds new date/hour folders without MSCK REPAIR or crawlers.\n")
+		b.WriteString("-- Athena ignores files whose names begin with _ or . (each hour's _manifest.json).\n")
 		for _, t := range []struct {
 			name string
 			cols []Column
@@ -87,6 +90,7 @@ func DDL(dialect, root string) (string, error) {
 			httpBase = "https://" + u.Host + ".s3.amazonaws.com" + strings.TrimSuffix(u.Path, "/")
 		}
 		b.WriteString("-- ClickHouse: tables over s3() read files in place; S3Queue + a materialized view ingests each new file once.\n")
+		b.WriteString("-- The *.parquet globs skip each hour's _manifest.json.\n")
 		for _, t := range []struct {
 			name string
 			cols []Column
