@@ -113,17 +113,21 @@ func (d *deadLetters) discard() {
 // its end offset.
 const idleCheckEvery = 5 * time.Second
 
-// sealIdle seals the hours of an idle partition (nothing pending, consumed
-// to its end offset) that ended CompleteAfter ago, so that their manifests
-// need not wait for a record that may never come. Such a partition's later
-// records with earlier Kafka times go to the sealed hour (pipeline.HourMs).
+// sealIdle seals the hours of an idle partition that ended CompleteAfter
+// ago, so that their manifests need not wait for a record that may never
+// come. Idle: nothing pending, no record for CompleteAfter, and consumed to
+// the partition's end offset. Such a partition's later records with
+// earlier Kafka times go to the hour starting at the sealed time
+// (pipeline.HourMs).
 func (w *worker) sealIdle(ck *delivery.Checkpoint) {
-	if ck == nil || w.pending || w.replay != nil || w.r.opts.CompleteAfter <= 0 {
+	after := w.r.opts.CompleteAfter
+	if ck == nil || w.pending || w.replay != nil || after <= 0 {
 		return
 	}
 	now := time.Now()
-	target := delivery.HourStartMs(now.Add(-w.r.opts.CompleteAfter).UnixMilli())
-	if target <= ck.State().SealedBefore || now.Sub(w.idleChecked) < idleCheckEvery {
+	target := delivery.HourStartMs(now.Add(-after).UnixMilli())
+	every := min(idleCheckEvery, max(after/2, 100*time.Millisecond))
+	if target <= ck.State().SealedBefore || now.Sub(w.lastRecordAt) < after || now.Sub(w.idleChecked) < every {
 		return
 	}
 	w.idleChecked = now

@@ -60,7 +60,8 @@ type worker struct {
 	ck             *delivery.Checkpoint
 	dlq            *deadLetters // nil without a dead-letter topic
 	idleChecked    time.Time
-	records        int64 // records in the pending range
+	lastRecordAt   time.Time // wall clock of the last record processed (or the start)
+	records        int64     // records in the pending range
 	pendingSince   time.Time
 	buffered       int64 // this worker's share of Runner.buffered (memory)
 
@@ -129,7 +130,7 @@ func (w *worker) run() {
 			return
 		}
 	}
-	w.ck, w.next = start.ck, start.start
+	w.ck, w.next, w.lastRecordAt = start.ck, start.start, time.Now()
 	hooks := delivery.Hooks{HandedOff: w.handedOff}
 	if w.r.opts.DeadLetterTopic != "" {
 		w.dlq = &deadLetters{cl: w.r.opts.Producer, topic: w.r.opts.DeadLetterTopic}
@@ -340,6 +341,7 @@ func (w *worker) processBatch(recs []*kgo.Record) error {
 	last := recs[len(recs)-1]
 	w.last = last.Offset
 	w.next = last.Offset + 1
+	w.lastRecordAt = time.Now()
 	w.epoch = last.LeaderEpoch
 	w.lastKafkaTime = last.Timestamp.UnixMilli()
 	w.records += int64(len(recs))
