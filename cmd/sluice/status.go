@@ -170,6 +170,9 @@ func printStatus(ctx context.Context, out io.Writer, cfg config.Config, state de
 				return fmt.Errorf("manifest %s: %w", key, err)
 			}
 		}
+		if _, ok := active[h.Hour]; !ok && (h.Hour+1)*3_600_000 <= st.ThroughMs && len(ms) == len(outs) && strings.Contains(ms[0], "no records") {
+			ms = []string{"no records, no manifest"}
+		}
 		fmt.Fprintf(out, "%s  complete    %s\n", label, strings.Join(ms, ", "))
 	}
 	return nil
