@@ -63,6 +63,9 @@ func (d *deadLetters) add(rec *kgo.Record, e *pipeline.Event) {
 }
 
 func (d *deadLetters) produce(r *kgo.Record) {
+	// franz-go measures the delivery timeout from the record's timestamp:
+	// a record sent again needs a new one, or it times out at once.
+	r.Timestamp = time.Now()
 	d.wg.Add(1)
 	// Not the worker's context: a send under way finishes (or fails and
 	// is sent again at the flush) whatever the worker does meanwhile.
