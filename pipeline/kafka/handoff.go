@@ -105,13 +105,6 @@ func (d *deadLetters) wait(ctx context.Context) error {
 	return delivery.Retryable("dead letters", fmt.Errorf("%d not acknowledged: %w", len(failed), err))
 }
 
-// discard forgets what was not acknowledged (the range will be re-run).
-func (d *deadLetters) discard() {
-	d.mu.Lock()
-	d.failed, d.err = nil, nil
-	d.mu.Unlock()
-}
-
 // idleCheckEvery bounds how often an idle partition asks the broker for
 // its end offset.
 const idleCheckEvery = 5 * time.Second
