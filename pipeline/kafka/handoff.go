@@ -188,8 +188,18 @@ func (w *worker) renotify(ck *delivery.Checkpoint) error {
 	if len(files) == 0 {
 		return nil
 	}
+	failing := false
+	defer func() {
+		if failing {
+			w.r.failing.Add(-1)
+		}
+	}()
 	return delivery.Retry(w.ctx, delivery.Backoff{Initial: w.r.opts.RetryBackoff, Max: w.r.opts.RetryBackoffMax},
 		func(err error, wait time.Duration) {
+			if !failing { // /readyz says so while it lasts
+				failing = true
+				w.r.failing.Add(1)
+			}
 			w.r.log.Debug("notification failed; retrying", "topic", w.topic, "partition", w.partition, "err", err)
 		},
 		func() error { return w.notify(w.ctx, files) })
