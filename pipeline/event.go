@@ -40,6 +40,9 @@ type Event struct {
 	Partition int32
 	Offset    int64
 	KafkaTime int64 // Kafka record timestamp, ms since the Unix epoch
+	// Index is the event's position in its record (src_index): 0 for a
+	// record that holds one event; a Snowplow POST holds many.
+	Index int32
 	// Raw is the record value. It aliases the Kafka record and is valid
 	// only while the batch is being processed. nil for a tombstone (a
 	// record whose value is null), empty for an empty value.
@@ -61,13 +64,22 @@ type Event struct {
 	IPInvalid  bool       // input had an ip that is not an address
 	Properties string     // JSON object text
 	Extra      string     // JSON object of unknown top-level fields
+	// Snowplow: the self-describing event's schema URI, the contexts (a
+	// JSON array of {schema, data}), and the raw cookie ids (domain user
+	// id, network user id), personal data that pseudonymize replaces.
+	EventSchema   string
+	Contexts      string
+	DomainUserID  string
+	NetworkUserID string
 
 	// Enrichment.
-	UserPseudoID string
-	PseudoKeyID  string
-	IPAnonymized string
-	Geo          Geo
-	UA           UserAgent
+	UserPseudoID        string
+	PseudoKeyID         string
+	DomainUserPseudoID  string
+	NetworkUserPseudoID string
+	IPAnonymized        string
+	Geo                 Geo
+	UA                  UserAgent
 
 	// Disposition.
 	State        State
@@ -89,6 +101,10 @@ const (
 	HasUserAgent
 	HasProperties
 	HasExtra
+	HasEventSchema
+	HasContexts
+	HasDomainUserID
+	HasNetworkUserID
 )
 
 // Has tells whether the input had every field of f with a non-null value.

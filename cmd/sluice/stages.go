@@ -25,8 +25,11 @@ import (
 // constructor of one partition's stage. Adding a stage is a package with a
 // Config and a constructor, and one entry here.
 var stageTypes = map[string]stageType{
-	"decode": kind(func(_ decode.Config, set *stageSet) (newStage, error) {
+	"decode": kind(func(c decode.Config, set *stageSet) (newStage, error) {
 		set.decode = &decode.Stats{}
+		if c.Snowplow() {
+			return func() (pipeline.Stage, error) { return decode.NewSnowplow(set.decode), nil }, nil
+		}
 		return func() (pipeline.Stage, error) { return decode.New(set.decode), nil }, nil
 	}),
 	"geo": kind(func(c geo.Config, set *stageSet) (newStage, error) {

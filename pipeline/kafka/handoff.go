@@ -17,14 +17,15 @@ import (
 
 // The dead-letter headers (DESIGN.md, "Output"): a dead letter's value is
 // the record's, unchanged; these carry why and where it came from. Its
-// identity is (sluice-src-topic, sluice-src-partition, sluice-src-offset):
-// a re-run range may send it again.
+// identity is (sluice-src-topic, sluice-src-partition, sluice-src-offset,
+// sluice-src-index): a re-run range may send it again.
 const (
 	HeaderError     = "sluice-error"
 	HeaderStage     = "sluice-stage"
 	HeaderTopic     = "sluice-src-topic"
 	HeaderPartition = "sluice-src-partition"
 	HeaderOffset    = "sluice-src-offset"
+	HeaderIndex     = "sluice-src-index" // the event's position in its record (src_index)
 )
 
 // deadLetters sends one partition's rejected records to the dead-letter
@@ -54,6 +55,7 @@ func (d *deadLetters) add(rec *kgo.Record, e *pipeline.Event) {
 			{Key: HeaderTopic, Value: []byte(rec.Topic)},
 			{Key: HeaderPartition, Value: strconv.AppendInt(nil, int64(rec.Partition), 10)},
 			{Key: HeaderOffset, Value: strconv.AppendInt(nil, rec.Offset, 10)},
+			{Key: HeaderIndex, Value: strconv.AppendInt(nil, int64(e.Index), 10)},
 		},
 	}
 	if rec.Value == nil {

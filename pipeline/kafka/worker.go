@@ -310,11 +310,19 @@ func (w *worker) processBatch(recs []*kgo.Record) error {
 		return fmt.Errorf("sink: %w", err)
 	}
 	if w.dlq != nil {
+		// A record may hold many events (Snowplow): find each rejected
+		// event's record by offset; both are in offset order.
+		j := 0
 		for i := range b.Events {
-			if b.Events[i].State == pipeline.Rejected {
-				w.dlq.add(recs[i], &b.Events[i])
-				w.r.stats.DeadLetters.Add(1)
+			e := &b.Events[i]
+			if e.State != pipeline.Rejected {
+				continue
 			}
+			for j < len(recs)-1 && recs[j].Offset < e.Offset {
+				j++
+			}
+			w.dlq.add(recs[j], e)
+			w.r.stats.DeadLetters.Add(1)
 		}
 	}
 	if obs == nil {

@@ -97,10 +97,15 @@ var EventColumns = []Column{
 	{"ua_device_class", TypeString, false, "desktop, mobile, tablet or bot, from input user_agent", PrivacyDerived, nullUA},
 	{"ua_is_bot", TypeBoolean, false, "bot or automated client, from input user_agent", PrivacyDerived, nullUAIsBot},
 	{"properties", TypeString, false, "input properties as JSON text", PrivacyFreeForm, "input properties absent or null ({} is kept)"},
-	{"extra", TypeString, false, "unknown top-level input fields as JSON text", PrivacyFreeForm, "no unknown top-level input fields"},
+	{"extra", TypeString, false, "unknown top-level input fields as JSON text (Snowplow: the parameters without a column)", PrivacyFreeForm, "no unknown top-level input fields"},
+	{"event_schema", TypeString, false, "Snowplow: the self-describing event's schema URI (iglu:vendor/name/jsonschema/1-0-0)", PrivacyEvent, "not a Snowplow self-describing event"},
+	{"contexts", TypeString, false, "Snowplow: the event's contexts, a JSON array of {schema, data}", PrivacyFreeForm, "no contexts (cx/co) in the event"},
+	{"domain_user_pseudo_id", TypeString, false, "Snowplow: hex HMAC-SHA256(key, duid), like user_pseudo_id", PrivacyPseudonymized, "no duid in the event"},
+	{"network_user_pseudo_id", TypeString, false, "Snowplow: hex HMAC-SHA256(key, network user id: the collector's cookie or tnuid)", PrivacyPseudonymized, "no network user id"},
 	{"src_topic", TypeString, true, "Kafka topic", PrivacyLineage, ""},
 	{"src_partition", TypeInt32, true, "Kafka partition", PrivacyLineage, ""},
 	{"src_offset", TypeInt64, true, "Kafka offset", PrivacyLineage, ""},
+	{"src_index", TypeInt32, true, "the event's position in its record (0 for one-event records; a Snowplow POST holds many)", PrivacyLineage, ""},
 }
 
 // RejectedColumns are the columns of the rejected output, in file order.
@@ -108,6 +113,7 @@ var RejectedColumns = []Column{
 	{"src_topic", TypeString, true, "Kafka topic", PrivacyLineage, ""},
 	{"src_partition", TypeInt32, true, "Kafka partition", PrivacyLineage, ""},
 	{"src_offset", TypeInt64, true, "Kafka offset", PrivacyLineage, ""},
+	{"src_index", TypeInt32, true, "the event's position in its record (0 for the whole record)", PrivacyLineage, ""},
 	{"kafka_time", TypeTimestampMs, true, "Kafka record timestamp (UTC, ms)", PrivacyLineage, ""},
 	{"stage", TypeString, true, "stage that rejected the record", PrivacyDerived, ""},
 	{"error", TypeString, true, "why it was rejected", PrivacyDerived, ""},

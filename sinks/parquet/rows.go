@@ -10,38 +10,43 @@ import (
 // exactly when the column is NULL: the NULL rule is sluice's (eventRow),
 // never a library's treatment of zero values.
 type EventRow struct {
-	EventID          string   `parquet:"event_id"`
-	EventName        string   `parquet:"event_name"`
-	EventTime        int64    `parquet:"event_time,timestamp(millisecond)"`
-	KafkaTime        int64    `parquet:"kafka_time,timestamp(millisecond)"`
-	AppID            *string  `parquet:"app_id,optional"`
-	Platform         *string  `parquet:"platform,optional"`
-	SessionID        *string  `parquet:"session_id,optional"`
-	PageURL          *string  `parquet:"page_url,optional"`
-	PageReferrer     *string  `parquet:"page_referrer,optional"`
-	UserPseudoID     *string  `parquet:"user_pseudo_id,optional"`
-	PseudoKeyID      *string  `parquet:"pseudo_key_id,optional"`
-	IPAnonymized     *string  `parquet:"ip_anonymized,optional"`
-	GeoCountryCode   *string  `parquet:"geo_country_code,optional"`
-	GeoCountry       *string  `parquet:"geo_country,optional"`
-	GeoRegionCode    *string  `parquet:"geo_region_code,optional"`
-	GeoRegion        *string  `parquet:"geo_region,optional"`
-	GeoCity          *string  `parquet:"geo_city,optional"`
-	GeoPostalCode    *string  `parquet:"geo_postal_code,optional"`
-	GeoTimezone      *string  `parquet:"geo_timezone,optional"`
-	GeoLatitude      *float64 `parquet:"geo_latitude,optional"`
-	GeoLongitude     *float64 `parquet:"geo_longitude,optional"`
-	UABrowser        *string  `parquet:"ua_browser,optional"`
-	UABrowserVersion *string  `parquet:"ua_browser_version,optional"`
-	UAOS             *string  `parquet:"ua_os,optional"`
-	UAOSVersion      *string  `parquet:"ua_os_version,optional"`
-	UADeviceClass    *string  `parquet:"ua_device_class,optional"`
-	UAIsBot          *bool    `parquet:"ua_is_bot,optional"`
-	Properties       *string  `parquet:"properties,optional"`
-	Extra            *string  `parquet:"extra,optional"`
-	SrcTopic         string   `parquet:"src_topic"`
-	SrcPartition     int32    `parquet:"src_partition"`
-	SrcOffset        int64    `parquet:"src_offset"`
+	EventID           string   `parquet:"event_id"`
+	EventName         string   `parquet:"event_name"`
+	EventTime         int64    `parquet:"event_time,timestamp(millisecond)"`
+	KafkaTime         int64    `parquet:"kafka_time,timestamp(millisecond)"`
+	AppID             *string  `parquet:"app_id,optional"`
+	Platform          *string  `parquet:"platform,optional"`
+	SessionID         *string  `parquet:"session_id,optional"`
+	PageURL           *string  `parquet:"page_url,optional"`
+	PageReferrer      *string  `parquet:"page_referrer,optional"`
+	UserPseudoID      *string  `parquet:"user_pseudo_id,optional"`
+	PseudoKeyID       *string  `parquet:"pseudo_key_id,optional"`
+	IPAnonymized      *string  `parquet:"ip_anonymized,optional"`
+	GeoCountryCode    *string  `parquet:"geo_country_code,optional"`
+	GeoCountry        *string  `parquet:"geo_country,optional"`
+	GeoRegionCode     *string  `parquet:"geo_region_code,optional"`
+	GeoRegion         *string  `parquet:"geo_region,optional"`
+	GeoCity           *string  `parquet:"geo_city,optional"`
+	GeoPostalCode     *string  `parquet:"geo_postal_code,optional"`
+	GeoTimezone       *string  `parquet:"geo_timezone,optional"`
+	GeoLatitude       *float64 `parquet:"geo_latitude,optional"`
+	GeoLongitude      *float64 `parquet:"geo_longitude,optional"`
+	UABrowser         *string  `parquet:"ua_browser,optional"`
+	UABrowserVersion  *string  `parquet:"ua_browser_version,optional"`
+	UAOS              *string  `parquet:"ua_os,optional"`
+	UAOSVersion       *string  `parquet:"ua_os_version,optional"`
+	UADeviceClass     *string  `parquet:"ua_device_class,optional"`
+	UAIsBot           *bool    `parquet:"ua_is_bot,optional"`
+	Properties        *string  `parquet:"properties,optional"`
+	Extra             *string  `parquet:"extra,optional"`
+	EventSchema       *string  `parquet:"event_schema,optional"`
+	Contexts          *string  `parquet:"contexts,optional"`
+	DomainUserPseudo  *string  `parquet:"domain_user_pseudo_id,optional"`
+	NetworkUserPseudo *string  `parquet:"network_user_pseudo_id,optional"`
+	SrcTopic          string   `parquet:"src_topic"`
+	SrcPartition      int32    `parquet:"src_partition"`
+	SrcOffset         int64    `parquet:"src_offset"`
+	SrcIndex          int32    `parquet:"src_index"`
 }
 
 // RejectedRow is one row of the rejected output. Raw is the record value
@@ -50,6 +55,7 @@ type RejectedRow struct {
 	SrcTopic     string `parquet:"src_topic"`
 	SrcPartition int32  `parquet:"src_partition"`
 	SrcOffset    int64  `parquet:"src_offset"`
+	SrcIndex     int32  `parquet:"src_index"`
 	KafkaTime    int64  `parquet:"kafka_time,timestamp(millisecond)"`
 	Stage        string `parquet:"stage"`
 	Error        string `parquet:"error"`
@@ -68,35 +74,40 @@ func eventRow(r *EventRow, e *pipeline.Event) {
 		return s
 	}
 	*r = EventRow{
-		EventID:          e.EventID,
-		EventName:        e.EventName,
-		EventTime:        e.EventTime,
-		KafkaTime:        e.KafkaTime,
-		AppID:            input(pipeline.HasAppID, &e.AppID),
-		Platform:         input(pipeline.HasPlatform, &e.Platform),
-		SessionID:        input(pipeline.HasSessionID, &e.SessionID),
-		PageURL:          input(pipeline.HasPageURL, &e.PageURL),
-		PageReferrer:     input(pipeline.HasReferrer, &e.Referrer),
-		UserPseudoID:     derived(&e.UserPseudoID),
-		PseudoKeyID:      derived(&e.PseudoKeyID),
-		IPAnonymized:     derived(&e.IPAnonymized),
-		GeoCountryCode:   derived(&e.Geo.CountryCode),
-		GeoCountry:       derived(&e.Geo.Country),
-		GeoRegionCode:    derived(&e.Geo.RegionCode),
-		GeoRegion:        derived(&e.Geo.Region),
-		GeoCity:          derived(&e.Geo.City),
-		GeoPostalCode:    derived(&e.Geo.PostalCode),
-		GeoTimezone:      derived(&e.Geo.TimeZone),
-		UABrowser:        derived(&e.UA.Browser),
-		UABrowserVersion: derived(&e.UA.BrowserVersion),
-		UAOS:             derived(&e.UA.OS),
-		UAOSVersion:      derived(&e.UA.OSVersion),
-		UADeviceClass:    derived(&e.UA.DeviceClass),
-		Properties:       input(pipeline.HasProperties, &e.Properties),
-		Extra:            input(pipeline.HasExtra, &e.Extra),
-		SrcTopic:         e.Topic,
-		SrcPartition:     e.Partition,
-		SrcOffset:        e.Offset,
+		EventID:           e.EventID,
+		EventName:         e.EventName,
+		EventTime:         e.EventTime,
+		KafkaTime:         e.KafkaTime,
+		AppID:             input(pipeline.HasAppID, &e.AppID),
+		Platform:          input(pipeline.HasPlatform, &e.Platform),
+		SessionID:         input(pipeline.HasSessionID, &e.SessionID),
+		PageURL:           input(pipeline.HasPageURL, &e.PageURL),
+		PageReferrer:      input(pipeline.HasReferrer, &e.Referrer),
+		UserPseudoID:      derived(&e.UserPseudoID),
+		PseudoKeyID:       derived(&e.PseudoKeyID),
+		IPAnonymized:      derived(&e.IPAnonymized),
+		GeoCountryCode:    derived(&e.Geo.CountryCode),
+		GeoCountry:        derived(&e.Geo.Country),
+		GeoRegionCode:     derived(&e.Geo.RegionCode),
+		GeoRegion:         derived(&e.Geo.Region),
+		GeoCity:           derived(&e.Geo.City),
+		GeoPostalCode:     derived(&e.Geo.PostalCode),
+		GeoTimezone:       derived(&e.Geo.TimeZone),
+		UABrowser:         derived(&e.UA.Browser),
+		UABrowserVersion:  derived(&e.UA.BrowserVersion),
+		UAOS:              derived(&e.UA.OS),
+		UAOSVersion:       derived(&e.UA.OSVersion),
+		UADeviceClass:     derived(&e.UA.DeviceClass),
+		Properties:        input(pipeline.HasProperties, &e.Properties),
+		Extra:             input(pipeline.HasExtra, &e.Extra),
+		EventSchema:       input(pipeline.HasEventSchema, &e.EventSchema),
+		Contexts:          input(pipeline.HasContexts, &e.Contexts),
+		DomainUserPseudo:  derived(&e.DomainUserPseudoID),
+		NetworkUserPseudo: derived(&e.NetworkUserPseudoID),
+		SrcTopic:          e.Topic,
+		SrcPartition:      e.Partition,
+		SrcOffset:         e.Offset,
+		SrcIndex:          e.Index,
 	}
 	if e.Geo.HasLocation {
 		r.GeoLatitude = &e.Geo.Latitude
@@ -120,6 +131,7 @@ func rejectedRow(r *RejectedRow, e *pipeline.Event) {
 		SrcTopic:     e.Topic,
 		SrcPartition: e.Partition,
 		SrcOffset:    e.Offset,
+		SrcIndex:     e.Index,
 		KafkaTime:    e.KafkaTime,
 		Stage:        e.RejectStage,
 		Error:        e.RejectReason,

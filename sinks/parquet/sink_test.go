@@ -90,7 +90,7 @@ func TestFlushLayoutAndSchema(t *testing.T) {
 			if f.Type.String() != "timestamp[ms, tz=UTC]" || f.Nullable {
 				t.Errorf("%s: %s nullable=%v, want required timestamp[ms, tz=UTC]", f.Name, f.Type, f.Nullable)
 			}
-		case "event_id", "event_name", "src_topic", "src_partition", "src_offset":
+		case "event_id", "event_name", "src_topic", "src_partition", "src_offset", "src_index":
 			if f.Nullable {
 				t.Errorf("%s must be required", f.Name)
 			}

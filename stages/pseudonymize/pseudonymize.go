@@ -201,6 +201,19 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 			e.UserID = ""
 			e.Present &^= pipeline.HasUserID
 		}
+		// The Snowplow cookie ids are personal data like the user id.
+		if e.Has(pipeline.HasDomainUserID) {
+			e.DomainUserPseudoID = s.Pseudonym(e.DomainUserID)
+			e.PseudoKeyID = s.keyID
+			e.DomainUserID = ""
+			e.Present &^= pipeline.HasDomainUserID
+		}
+		if e.Has(pipeline.HasNetworkUserID) {
+			e.NetworkUserPseudoID = s.Pseudonym(e.NetworkUserID)
+			e.PseudoKeyID = s.keyID
+			e.NetworkUserID = ""
+			e.Present &^= pipeline.HasNetworkUserID
+		}
 		if s.session && e.Has(pipeline.HasSessionID) {
 			e.SessionID = s.Pseudonym(e.SessionID)
 		}
