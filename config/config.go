@@ -12,10 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
 	"slices"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -26,6 +28,8 @@ type Config struct {
 	Stages        []Stage       `yaml:"stages"`
 	Sink          Sink          `yaml:"sink"`
 	Observability Observability `yaml:"observability"`
+	// Collect is `sluice collect`'s section (the Snowplow collector).
+	Collect Collect `yaml:"collect"`
 	// ShutdownTimeout bounds the drain on SIGTERM: stop polling, flush,
 	// commit. Default 30s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
@@ -222,6 +226,42 @@ type Roll struct {
 	MaxAge Duration `yaml:"max_age"`
 }
 
+// Collect configures `sluice collect`, the Snowplow-protocol HTTP
+// collector that writes CollectorPayload records to Kafka (the kafka
+// section's brokers, TLS and SASL; not its topics).
+type Collect struct {
+	// Listen is the address of the collector's HTTP server. Default
+	// 0.0.0.0:8080.
+	Listen string `yaml:"listen"`
+	// Topic the payloads are written to. Default snowplow-raw.
+	Topic string `yaml:"topic"`
+	// MaxBody bounds a request body; larger ones get 413. Default 1MiB.
+	MaxBody ByteSize `yaml:"max_body"`
+	// MaxBuffered bounds the bytes of requests waiting for Kafka's
+	// acknowledgement; past it requests get 503 with Retry-After. Default
+	// 64MiB.
+	MaxBuffered ByteSize `yaml:"max_buffered"`
+	// TrustedProxies are CIDRs whose X-Forwarded-For is honoured (the
+	// client is the last address not in them). Default none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// CORSOrigins may send events from browsers; "*" any. Default ["*"].
+	CORSOrigins []string `yaml:"cors_origins"`
+	// Cookie is the network user id cookie. Default off.
+	Cookie Cookie `yaml:"cookie"`
+}
+
+// Cookie configures the collector's network user id cookie.
+type Cookie struct {
+	// Enabled sets and reads the cookie. Default false.
+	Enabled bool `yaml:"enabled"`
+	// Name of the cookie. Default sp.
+	Name string `yaml:"name"`
+	// Domain of the cookie. Default "" (the collector's host).
+	Domain string `yaml:"domain"`
+	// Expiration of the cookie. Default 8760h (a year).
+	Expiration Duration `yaml:"expiration"`
+}
+
 // Observability is logging and the HTTP endpoints.
 type Observability struct {
 	// Listen is the address of /metrics, /livez and /readyz. Default
@@ -259,6 +299,14 @@ func Default() Config {
 			Listen:    "127.0.0.1:9464",
 			LogLevel:  "info",
 			LogFormat: "text",
+		},
+		Collect: Collect{
+			Listen:      "0.0.0.0:8080",
+			Topic:       "snowplow-raw",
+			MaxBody:     1 << 20,
+			MaxBuffered: 64 << 20,
+			CORSOrigins: []string{"*"},
+			Cookie:      Cookie{Name: "sp", Expiration: Duration(8760 * 3600e9)},
 		},
 		ShutdownTimeout: Duration(30e9),
 	}
@@ -456,7 +504,51 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout.D() < 1e9 {
 		bad("shutdown_timeout", "must be at least 1s, got %s", c.ShutdownTimeout)
 	}
+
+	co := c.Collect
+	if _, _, err := net.SplitHostPort(co.Listen); err != nil {
+		bad("collect.listen", "%q is not host:port", co.Listen)
+	}
+	if !validTopic(co.Topic) {
+		bad("collect.topic", "%q is not a valid topic name (letters, digits, . _ -; at most 249)", co.Topic)
+	}
+	if co.MaxBody < 1<<10 {
+		bad("collect.max_body", "must be at least 1KiB, got %s", co.MaxBody)
+	}
+	if co.MaxBuffered < co.MaxBody {
+		bad("collect.max_buffered", "must be at least collect.max_body (%s), got %s", co.MaxBody, co.MaxBuffered)
+	}
+	for i, p := range co.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			bad(fmt.Sprintf("collect.trusted_proxies[%d]", i), "%q is not a CIDR (10.0.0.0/8, fd00::/8)", p)
+		}
+	}
+	for i, o := range co.CORSOrigins {
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			bad(fmt.Sprintf("collect.cors_origins[%d]", i), "%q is not \"*\" or an origin (https://host[:port])", o)
+		}
+	}
+	if co.Cookie.Enabled && co.Cookie.Name == "" {
+		bad("collect.cookie.name", "must not be empty")
+	}
+	if co.Cookie.Expiration.D() < 0 {
+		bad("collect.cookie.expiration", "must not be negative")
+	}
 	return errors.Join(errs...)
+}
+
+// ValidateCollect reports the problems of the keys `sluice collect` reads:
+// kafka (but its topics, group and sink-side keys), collect,
+// observability and shutdown_timeout.
+func (c *Config) ValidateCollect() error {
+	cc := *c
+	d := Default()
+	// The pipeline's own sections take valid stand-ins: collect does not
+	// read them.
+	cc.Kafka.Topics, cc.Kafka.Group, cc.Kafka.DeadLetterTopic = []string{"collect"}, "collect", ""
+	cc.Stages, cc.Sink = d.Stages, d.Sink
+	cc.Sink.URL = "file:///collect"
+	return cc.Validate()
 }
 
 func validateStages(stages []Stage) []error {

@@ -1,6 +1,7 @@
 // Command sluice is the enrichment pipeline: Kafka in, Parquet out.
 //
 //	sluice run      --config sluice.yaml   until SIGTERM: drain, flush, commit, exit 0
+//	sluice collect  --config sluice.yaml   Snowplow-protocol HTTP collector → Kafka (CollectorPayload records)
 //	sluice demo                            embedded broker + generator + pipeline → ./sluice-demo
 //	sluice gen      --brokers … --topic …  produce synthetic events to a cluster
 //	sluice status   --config sluice.yaml   per recent hour: complete, or which partitions hold it back
@@ -58,6 +59,7 @@ func usage(w io.Writer) {
 
 Usage:
   sluice run      --config sluice.yaml    consume until SIGTERM/SIGINT, then drain, flush, commit, exit 0
+  sluice collect  --config sluice.yaml    Snowplow-protocol HTTP collector: tracker requests → Kafka (collect: section)
   sluice demo     [--events N] [--out DIR] embedded broker + generated events + pipeline → ./sluice-demo
   sluice gen      --brokers B --topic T   produce synthetic events (--events, --rate, --dup-rate, --bad-rate)
   sluice status   --config sluice.yaml    per recent hour: complete (its manifests), or which partitions hold it back
@@ -81,6 +83,8 @@ func main() {
 	switch cmd {
 	case "run":
 		err = cmdRun(args)
+	case "collect":
+		err = cmdCollect(args)
 	case "demo":
 		err = cmdDemo(args)
 	case "gen":

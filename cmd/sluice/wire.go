@@ -186,7 +186,7 @@ func startEmbeddedBroker(topics []string, partitions int32) (*kfake.Cluster, err
 // serveObservability serves /livez, /readyz and /metrics on addr until
 // lc's context ends, in goroutines lc owns. An address that cannot be
 // bound is a startup error.
-func serveObservability(lc *lifecycle, addr string, pprofOn bool, r *kafka.Runner, m *metrics, log *slog.Logger) error {
+func serveObservability(lc *lifecycle, addr string, pprofOn bool, r interface{ Ready() error }, m *metrics, log *slog.Logger) error {
 	if addr == "" {
 		return nil
 	}
