@@ -21,7 +21,10 @@ TOOLS := $(CURDIR)/.tools
 # installed from the npm registry into .tools/node (Node.js and npm needed).
 HYPARQUET_VERSION ?= 1.33.0
 HYPARQUET_COMPRESSORS_VERSION ?= 1.1.2
+# The real Snowplow tracker drives `sluice collect` in the end-to-end tests.
+SNOWPLOW_TRACKER_VERSION ?= 4.8.0
 NODE_MODULES := $(TOOLS)/node/node_modules
+NODE_STAMP := $(TOOLS)/node/.installed-$(HYPARQUET_VERSION)-$(HYPARQUET_COMPRESSORS_VERSION)-$(SNOWPLOW_TRACKER_VERSION)
 
 all: lint test
 
@@ -39,17 +42,21 @@ test: tools
 	SLUICE_VERSITYGW=$(TOOLS)/versitygw SLUICE_HELM=$(TOOLS)/helm SLUICE_NODE_MODULES=$(NODE_MODULES) \
 		$(GO) test -race -count=1 -timeout 30m ./...
 
-tools: $(TOOLS)/versitygw $(TOOLS)/helm $(TOOLS)/staticcheck $(NODE_MODULES)/hyparquet/package.json
+tools: $(TOOLS)/versitygw $(TOOLS)/helm $(TOOLS)/staticcheck $(NODE_STAMP)
 
 # staticcheck runs in make lint; it must report nothing.
 STATICCHECK_VERSION ?= v0.8.2
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-$(NODE_MODULES)/hyparquet/package.json:
+# One install of every package (an install of one alone may prune the
+# others), redone when a version changes.
+$(NODE_STAMP):
 	mkdir -p $(TOOLS)/node
 	cd $(TOOLS)/node && npm install --no-audit --no-fund --no-save --prefix . \
-		hyparquet@$(HYPARQUET_VERSION) hyparquet-compressors@$(HYPARQUET_COMPRESSORS_VERSION)
+		hyparquet@$(HYPARQUET_VERSION) hyparquet-compressors@$(HYPARQUET_COMPRESSORS_VERSION) \
+		@snowplow/node-tracker@$(SNOWPLOW_TRACKER_VERSION)
+	touch $@
 
 $(TOOLS)/helm:
 	GOBIN=$(TOOLS) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
