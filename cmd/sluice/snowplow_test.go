@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicedata/sluice/internal/snowplow"
 	"github.com/sluicedata/sluice/internal/testkit"
 	"github.com/sluicedata/sluice/internal/testkit/readback"
 )
@@ -314,4 +316,162 @@ func checkSnowplowRow(t *testing.T, r map[string]any, p map[string]any) {
 	if s, ok := r["extra"].(string); !ok || json.Unmarshal([]byte(s), &extra) != nil || extra["tv"] != p["tv"] || extra["dtm"] != dtm {
 		t.Errorf("%s: extra %v", id, r["extra"])
 	}
+}
+
+// rawExpect is what one (partition, offset, index) of the raw stream must
+// become.
+type rawExpect struct {
+	kind string // event, rejected, duplicate
+	eid  string
+}
+
+type rawKey struct {
+	partition int32
+	offset    int64
+	index     int32
+}
+
+// TestSnowplowRawStreamExactlyOnce: the raw stream as Snowplow's own
+// collector writes it — tp2 POSTs of up to eight events per record, GET
+// pixels, bad events inside good payloads, records that are no payload,
+// re-sent events — through sluice killed at three steps of a flush and
+// restarted: every event is in exactly one row (events, or rejected with
+// its src_index), re-sent events are dropped once, nothing else appears.
+func TestSnowplowRawStreamExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	const topic = "raw"
+	kc := testkit.Kafka(t, topic, 2)
+	brokers := kc.ListenAddrs()
+
+	var recs []handoffRecord
+	want := map[rawKey]rawExpect{}
+	next := [2]int64{}
+	rng := uint64(7)
+	rnd := func(n int) int { rng = rng*6364136223846793005 + 1442695040888963407; return int((rng >> 33) % uint64(n)) }
+	var sent []string // event ids already sent, for re-sends
+	part := map[string]int32{}
+	ev := func(i int, p int32) map[string]string {
+		if len(sent) > 10 && rnd(30) == 0 { // a tracker's retry: same eid, same partition
+			id := sent[rnd(len(sent))]
+			if part[id] == p {
+				return map[string]string{"e": "pv", "eid": id, "url": "https://r/"}
+			}
+		}
+		id := fmt.Sprintf("ev-%d-%d", p, i)
+		sent, part[id] = append(sent, id), p
+		switch rnd(10) {
+		case 0:
+			return map[string]string{"e": "pv", "url": "https://no-eid/"}
+		case 1:
+			return map[string]string{"e": "se", "eid": id, "cx": "!!!"}
+		default:
+			return map[string]string{"e": "pv", "eid": id, "url": "https://ok/" + id, "uid": "u" + id}
+		}
+	}
+	seenID := map[string]bool{}
+	expectEvent := func(k rawKey, e map[string]string) {
+		switch {
+		case e["eid"] == "" || e["cx"] == "!!!":
+			want[k] = rawExpect{kind: "rejected"}
+		case seenID[e["eid"]]:
+			want[k] = rawExpect{kind: "duplicate", eid: e["eid"]}
+		default:
+			seenID[e["eid"]] = true
+			want[k] = rawExpect{kind: "event", eid: e["eid"]}
+		}
+	}
+	for i := range 800 {
+		p := int32(rnd(2))
+		k := rawKey{partition: p, offset: next[p]}
+		next[p]++
+		pl := snowplow.CollectorPayload{Schema: snowplow.Schema, IPAddress: "81.2.69.142", Timestamp: time.Now().UnixMilli(), Encoding: "UTF-8", Collector: "scala-ssc"}
+		var value []byte
+		switch r := rnd(20); {
+		case r == 0:
+			value = []byte("not thrift at all")
+			want[k] = rawExpect{kind: "rejected"}
+		case r == 1:
+			pl.Schema = "iglu:com.acme/other/thrift/1-0-0"
+			pl.Querystring = "e=pv&eid=x"
+			value = pl.Marshal(nil)
+			want[k] = rawExpect{kind: "rejected"}
+		case r < 7:
+			e := ev(i, p)
+			q := url.Values{}
+			for k, v := range e {
+				q.Set(k, v)
+			}
+			pl.Querystring = q.Encode()
+			value = pl.Marshal(nil)
+			expectEvent(k, e)
+		default:
+			n := 1 + rnd(8)
+			var data []map[string]string
+			for j := range n {
+				e := ev(i*10+j, p)
+				data = append(data, e)
+				expectEvent(rawKey{partition: p, offset: k.offset, index: int32(j)}, e)
+			}
+			b, _ := json.Marshal(map[string]any{"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4", "data": data})
+			pl.Body = string(b)
+			value = pl.Marshal(nil)
+		}
+		recs = append(recs, handoffRecord{partition: p, time: time.Now(), value: value})
+	}
+	produceAt(t, brokers[0], topic, recs)
+
+	out := t.TempDir()
+	cfg := writeConfig(t, brokers, topic, "raw", out, "  - {type: decode, format: snowplow}\n  - {type: dedupe, key: event_id, window: 1h}")
+	cfg = withRoll(t, cfg, "{max_age: 200ms, max_rows: 60}")
+	for _, fp := range []string{"upload=3", "state-pending=4", "state-done=3"} {
+		p := startSluiceEnv(t, []string{"SLUICE_FAILPOINTS=" + fp}, "run", "--config", cfg)
+		select {
+		case <-p.done:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("failpoint %s never hit", fp)
+		}
+		if !strings.Contains(p.stderr.String(), "failpoint") {
+			t.Fatalf("exited without hitting %s:\n%s", fp, p.stderr.String())
+		}
+	}
+	p := startSluice(t, "run", "--config", cfg)
+	total := len(want)
+	dups := 0
+	for _, w := range want {
+		if w.kind == "duplicate" {
+			dups++
+		}
+	}
+	testkit.WaitFor(t, 60*time.Second, "every event", func() bool { return testkit.ReadOutput(t, out).Total() >= total-dups })
+	time.Sleep(time.Second)
+	p.stop(t)
+	res := testkit.ReadAll(t, out)
+
+	got := map[rawKey]int{}
+	for _, r := range res.Events {
+		k := rawKey{r["src_partition"].(int32), r["src_offset"].(int64), r["src_index"].(int32)}
+		got[k]++
+		if w := want[k]; w.kind != "event" || w.eid != r["event_id"] {
+			t.Errorf("%v: event row %s, want %+v", k, r["event_id"], w)
+		}
+	}
+	for _, r := range res.Rejected {
+		k := rawKey{r["src_partition"].(int32), r["src_offset"].(int64), r["src_index"].(int32)}
+		got[k]++
+		if w := want[k]; w.kind != "rejected" {
+			t.Errorf("%v: rejected (%s), want %+v", k, r["error"], w)
+		}
+	}
+	for k, w := range want {
+		n := got[k]
+		if (w.kind == "duplicate" && n != 0) || (w.kind != "duplicate" && n != 1) {
+			t.Errorf("%v (%s %s): %d rows", k, w.kind, w.eid, n)
+		}
+	}
+	if dups == 0 {
+		t.Error("no re-sent events: the dedupe part proves nothing")
+	}
+	t.Logf("%d records, %d events in them, %d re-sent; %d event rows, %d rejected rows", len(recs), total, dups, len(res.Events), len(res.Rejected))
 }
