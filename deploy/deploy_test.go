@@ -118,7 +118,7 @@ func TestHelmChart(t *testing.T) {
 			run(t, bin, append([]string{"lint", "--strict", chart}, args...)...)
 			out := run(t, bin, append([]string{"template", "t", chart, "--namespace", "data"}, args...)...)
 			kinds := map[string]int{}
-			var dep appsv1.Deployment
+			var dep, collector appsv1.Deployment
 			var cfg config.Config
 			for _, doc := range bytes.Split(out, []byte("\n---")) {
 				var head struct{ Kind string }
@@ -128,7 +128,13 @@ func TestHelmChart(t *testing.T) {
 				kinds[head.Kind]++
 				switch head.Kind {
 				case "Deployment":
-					strict(t, doc, &dep)
+					var d appsv1.Deployment
+					strict(t, doc, &d)
+					if d.Spec.Template.Spec.Containers[0].Args[0] == "collect" {
+						collector = d
+					} else {
+						dep = d
+					}
 				case "ConfigMap":
 					var cm corev1.ConfigMap
 					strict(t, doc, &cm)
@@ -139,6 +145,9 @@ func TestHelmChart(t *testing.T) {
 					}
 					if err := c.Validate(); err != nil {
 						t.Fatalf("rendered sluice.yaml is invalid: %v", err)
+					}
+					if err := c.ValidateCollect(); err != nil {
+						t.Fatalf("rendered sluice.yaml is invalid for collect: %v", err)
 					}
 					cfg = c
 				case "Service":
@@ -158,8 +167,22 @@ func TestHelmChart(t *testing.T) {
 				}
 			}
 			for _, k := range []string{"Deployment", "ConfigMap", "Service", "ServiceAccount", "PodDisruptionBudget"} {
-				if kinds[k] != 1 {
-					t.Errorf("%d %s", kinds[k], k)
+				want := 1
+				if name == "full" && (k == "Deployment" || k == "Service") {
+					want = 2 // and the collector's
+				}
+				if kinds[k] != want {
+					t.Errorf("%d %s, want %d", kinds[k], k, want)
+				}
+			}
+			if name == "full" {
+				c := collector.Spec.Template.Spec
+				if len(c.Containers) != 1 || c.Containers[0].Ports[0].ContainerPort != 8080 || *collector.Spec.Replicas != 3 {
+					t.Errorf("collector deployment %+v", c)
+				}
+				sel := collector.Spec.Selector.MatchLabels["app.kubernetes.io/name"]
+				if sel == dep.Spec.Selector.MatchLabels["app.kubernetes.io/name"] {
+					t.Error("the collector's pods would match the pipeline's selectors")
 				}
 			}
 			if name == "full" && (kinds["ServiceMonitor"] != 1 || kinds["ScaledObject"] != 1) {

@@ -15,3 +15,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.serviceAccount.create -}}{{ default (include "sluice.fullname" .) .Values.serviceAccount.name }}{{- else -}}{{ default "default" .Values.serviceAccount.name }}{{- end -}}
 {{- end -}}
 {{- define "sluice.port" -}}{{ (split ":" .Values.config.observability.listen)._1 | default "9464" }}{{- end -}}
+{{- define "sluice.collectorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "sluice.name" . }}-collector
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+{{- define "sluice.collectorPort" -}}{{ (split ":" .Values.config.collect.listen)._1 | default "8080" }}{{- end -}}
