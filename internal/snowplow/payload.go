@@ -130,6 +130,16 @@ func (p *CollectorPayload) Marshal(dst []byte) []byte {
 	return append(dst, tStop)
 }
 
+// View is a CollectorPayload read without copying: its byte fields alias
+// the record they were read from, valid as long as it is.
+type View struct {
+	Schema, IPAddress, Encoding, Collector, UserAgent, RefererURI []byte
+	Path, Querystring, Body, ContentType, Hostname, NetworkUserID []byte
+	Timestamp                                                     int64
+	Headers                                                       [][]byte
+	Present                                                       uint16
+}
+
 // ErrNotPayload wraps every reason a record is not a CollectorPayload.
 var ErrNotPayload = errors.New("not a Snowplow CollectorPayload")
 
@@ -141,7 +151,30 @@ const maxDepth = 16
 // skipped; a known field of the wrong type, a length past the end, or
 // trailing bytes are errors wrapping ErrNotPayload.
 func Unmarshal(b []byte, p *CollectorPayload) error {
-	*p = CollectorPayload{}
+	var v View
+	if err := UnmarshalView(b, &v); err != nil {
+		*p = CollectorPayload{}
+		return err
+	}
+	*p = CollectorPayload{
+		Schema: string(v.Schema), IPAddress: string(v.IPAddress), Timestamp: v.Timestamp,
+		Encoding: string(v.Encoding), Collector: string(v.Collector), UserAgent: string(v.UserAgent),
+		RefererURI: string(v.RefererURI), Path: string(v.Path), Querystring: string(v.Querystring),
+		Body: string(v.Body), ContentType: string(v.ContentType), Hostname: string(v.Hostname),
+		NetworkUserID: string(v.NetworkUserID), Present: v.Present,
+	}
+	if v.Headers != nil {
+		p.Headers = make([]string, len(v.Headers))
+		for i, h := range v.Headers {
+			p.Headers[i] = string(h)
+		}
+	}
+	return nil
+}
+
+// UnmarshalView is Unmarshal without copies: v's fields alias b.
+func UnmarshalView(b []byte, p *View) error {
+	*p = View{}
 	r := reader{b: b}
 	for {
 		typ := r.byte()
@@ -152,7 +185,7 @@ func Unmarshal(b []byte, p *CollectorPayload) error {
 			break
 		}
 		id := int16(r.u16())
-		var s *string
+		var s *[]byte
 		var bit uint16
 		switch id {
 		case 31337:
@@ -197,9 +230,9 @@ func Unmarshal(b []byte, p *CollectorPayload) error {
 			if et != tString {
 				return fmt.Errorf("%w: field 350 (headers) holds type %d, want string", ErrNotPayload, et)
 			}
-			p.Headers = make([]string, 0, min(n, 64))
+			p.Headers = make([][]byte, 0, min(n, 64))
 			for range n {
-				p.Headers = append(p.Headers, r.str())
+				p.Headers = append(p.Headers, r.bytes())
 				if r.err != nil {
 					return r.fail()
 				}
@@ -216,7 +249,7 @@ func Unmarshal(b []byte, p *CollectorPayload) error {
 		if typ != tString {
 			return fmt.Errorf("%w: field %d has type %d, want string", ErrNotPayload, id, typ)
 		}
-		*s = r.str()
+		*s = r.bytes()
 		p.Present |= bit
 		if r.err != nil {
 			return r.fail()
@@ -291,13 +324,13 @@ func (r *reader) size() int {
 	return int(n)
 }
 
-func (r *reader) str() string {
+func (r *reader) bytes() []byte {
 	n := r.size()
 	if !r.need(n) {
-		return ""
+		return nil
 	}
 	r.off += n
-	return string(r.b[r.off-n : r.off])
+	return r.b[r.off-n : r.off : r.off]
 }
 
 // skip passes over a value of type typ.

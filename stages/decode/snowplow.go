@@ -1,14 +1,13 @@
 package decode
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
 	"net/netip"
 	"net/url"
 	"slices"
-	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
@@ -39,7 +38,15 @@ type Snowplow struct {
 	stats *Stats
 	p, q  fastjson.Parser
 	out   []pipeline.Event
-	names []string // scratch: parameter names
+	view  snowplow.View
+
+	// Scratch of one event: its parameters (aliasing the parser's or the
+	// querystring's memory), the text its Event keeps (one string per
+	// event, sliced), base64 output, sort order of extra.
+	keys, vals [][]byte
+	arena      []byte
+	b64        []byte
+	order      []int
 }
 
 // NewSnowplow returns a Snowplow decode stage counting into stats (nil:
@@ -72,41 +79,54 @@ func (s *Snowplow) Process(_ context.Context, b *pipeline.Batch) error {
 	return nil
 }
 
-// params is one event's parameters: names and values in input order.
-type params struct {
-	keys, vals []string
-	raw        []byte // the event's JSON (a POST element), nil for a GET
+// record is what the events of one payload share.
+type record struct {
+	src       *pipeline.Event
+	ts        int64 // collector timestamp
+	ip        netip.Addr
+	ipInvalid bool
+	ua, nuid  string
 }
 
-func (p *params) get(k string) (string, bool) {
-	for i, key := range p.keys {
-		if key == k {
-			return p.vals[i], true
+func (s *Snowplow) get(k string) ([]byte, bool) {
+	for i, key := range s.keys {
+		if string(key) == k {
+			return s.vals[i], true
 		}
 	}
-	return "", false
+	return nil, false
 }
 
-// eventJSON is the event as a JSON object (rejected events' raw).
-func (p *params) eventJSON() []byte {
-	if p.raw != nil {
-		return p.raw
+// eventJSON is the current event as a JSON object (a rejected event's
+// raw): a POST element as sent, a GET's parameters sorted.
+func (s *Snowplow) eventJSON(el *fastjson.Value) []byte {
+	if el != nil {
+		return el.MarshalTo(nil)
 	}
-	idx := make([]int, len(p.keys))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(p.keys[a], p.keys[b]) })
+	s.sortedParams(func([]byte) bool { return true })
 	out := []byte{'{'}
-	for n, i := range idx {
+	for n, i := range s.order {
 		if n > 0 {
 			out = append(out, ',')
 		}
-		out = strconv.AppendQuote(out, p.keys[i])
+		out = appendJSONString(out, s.keys[i])
 		out = append(out, ':')
-		out = appendJSONString(out, []byte(p.vals[i]))
+		out = appendJSONString(out, s.vals[i])
 	}
 	return append(out, '}')
+}
+
+// sortedParams sets s.order to the indexes of the parameters keep takes,
+// sorted by name, each name once.
+func (s *Snowplow) sortedParams(keep func(k []byte) bool) {
+	s.order = s.order[:0]
+	for i, k := range s.keys {
+		if keep(k) {
+			s.order = append(s.order, i)
+		}
+	}
+	slices.SortStableFunc(s.order, func(a, b int) int { return bytes.Compare(s.keys[a], s.keys[b]) })
+	s.order = slices.CompactFunc(s.order, func(a, b int) bool { return bytes.Equal(s.keys[a], s.keys[b]) })
 }
 
 func (s *Snowplow) decodeRecord(out []pipeline.Event, src *pipeline.Event) []pipeline.Event {
@@ -123,95 +143,98 @@ func (s *Snowplow) decodeRecord(out []pipeline.Event, src *pipeline.Event) []pip
 		s.stats.EmptyValues.Add(1)
 		return reject(ReasonEmpty)
 	}
-	var pl snowplow.CollectorPayload
-	if err := snowplow.Unmarshal(src.Raw, &pl); err != nil {
+	v := &s.view
+	if err := snowplow.UnmarshalView(src.Raw, v); err != nil {
 		return reject(err.Error())
 	}
-	if !strings.HasPrefix(pl.Schema, snowplow.SchemaPrefix) {
-		return reject(fmt.Sprintf("not a Snowplow CollectorPayload: schema %q", truncateString(pl.Schema, 100)))
+	if !bytes.HasPrefix(v.Schema, []byte(snowplow.SchemaPrefix)) {
+		return reject(fmt.Sprintf("not a Snowplow CollectorPayload: schema %q", truncate(v.Schema, 100)))
 	}
-	events, reason := s.payloadEvents(&pl)
-	if reason != "" {
-		return reject(reason)
-	}
-	for i := range events {
-		e := pipeline.Event{Topic: src.Topic, Partition: src.Partition, Offset: src.Offset,
-			KafkaTime: src.KafkaTime, Raw: src.Raw, Index: int32(i)}
-		if reason := s.event(&e, &events[i], &pl); reason != "" {
-			e = pipeline.Event{Topic: src.Topic, Partition: src.Partition, Offset: src.Offset,
-				KafkaTime: src.KafkaTime, Raw: events[i].eventJSON(), Index: int32(i)}
-			e.Reject(StageName, reason)
+	rec := record{src: src, ts: v.Timestamp}
+	if len(v.IPAddress) > 0 {
+		if a, err := netip.ParseAddr(string(v.IPAddress)); err == nil {
+			rec.ip = a.Unmap()
+		} else {
+			rec.ipInvalid = true
 		}
-		out = append(out, e)
+	}
+	if len(v.UserAgent) > 0 {
+		rec.ua = string(v.UserAgent)
+	}
+	if len(v.NetworkUserID) > 0 {
+		rec.nuid = string(v.NetworkUserID)
+	}
+	switch {
+	case len(v.Body) > 0:
+		return s.post(out, &rec, v.Body, reject)
+	case len(v.Querystring) > 0:
+		q, err := url.ParseQuery(string(v.Querystring))
+		if err != nil {
+			return reject("querystring: " + pipeline.ShortReason(err.Error()))
+		}
+		s.keys, s.vals = s.keys[:0], s.vals[:0]
+		for k, vs := range q {
+			s.keys = append(s.keys, []byte(k))
+			s.vals = append(s.vals, []byte(vs[0]))
+		}
+		return s.emit(out, &rec, 0, nil)
+	}
+	return reject("no events: neither a querystring nor a body")
+}
+
+// post emits the events of a tp2 body.
+func (s *Snowplow) post(out []pipeline.Event, rec *record, body []byte, reject func(string) []pipeline.Event) []pipeline.Event {
+	v, err := s.p.ParseBytes(body)
+	if err != nil {
+		return reject(jsonReason("body: invalid JSON: ", err))
+	}
+	if schema := v.GetStringBytes("schema"); !bytes.HasPrefix(schema, []byte(payloadDataSchema)) {
+		return reject(fmt.Sprintf("body: schema %q is not payload_data", truncate(schema, 100)))
+	}
+	data := v.Get("data")
+	if data == nil || data.Type() != fastjson.TypeArray {
+		return reject("body: data is not an array of events")
+	}
+	arr, _ := data.Array()
+	if len(arr) > MaxPayloadEvents {
+		return reject(fmt.Sprintf("body: %d events, more than %d", len(arr), MaxPayloadEvents))
+	}
+	if len(arr) == 0 {
+		return reject("body: no events")
+	}
+	for i, el := range arr {
+		s.keys, s.vals = s.keys[:0], s.vals[:0]
+		if o, err := el.Object(); err == nil {
+			o.Visit(func(k []byte, fv *fastjson.Value) {
+				switch fv.Type() {
+				case fastjson.TypeString:
+					s.keys = append(s.keys, k)
+					s.vals = append(s.vals, fv.GetStringBytes())
+				case fastjson.TypeNumber, fastjson.TypeTrue, fastjson.TypeFalse:
+					s.keys = append(s.keys, k)
+					s.vals = append(s.vals, fv.MarshalTo(nil))
+				}
+				// null, objects, arrays: not tracker parameters
+			})
+		}
+		out = s.emit(out, rec, i, el)
 	}
 	return out
 }
 
-// payloadEvents are the parameter sets of the payload's events: the tp2
-// POST body's data array, or the querystring of a GET.
-func (s *Snowplow) payloadEvents(pl *snowplow.CollectorPayload) ([]params, string) {
-	if pl.Body != "" {
-		v, err := s.p.Parse(pl.Body)
-		if err != nil {
-			return nil, jsonReason("body: invalid JSON: ", err)
-		}
-		schema := string(v.GetStringBytes("schema"))
-		if !strings.HasPrefix(schema, payloadDataSchema) {
-			return nil, fmt.Sprintf("body: schema %q is not payload_data", truncateString(schema, 100))
-		}
-		data := v.Get("data")
-		if data == nil || data.Type() != fastjson.TypeArray {
-			return nil, "body: data is not an array of events"
-		}
-		arr, _ := data.Array()
-		if len(arr) > MaxPayloadEvents {
-			return nil, fmt.Sprintf("body: %d events, more than %d", len(arr), MaxPayloadEvents)
-		}
-		if len(arr) == 0 {
-			return nil, "body: no events"
-		}
-		events := make([]params, len(arr))
-		for i, ev := range arr {
-			p := &events[i]
-			p.raw = ev.MarshalTo(nil)
-			o, err := ev.Object()
-			if err != nil {
-				continue // rejected by event: no e
-			}
-			o.Visit(func(k []byte, fv *fastjson.Value) {
-				var val string
-				switch fv.Type() {
-				case fastjson.TypeString:
-					val = string(fv.GetStringBytes())
-				case fastjson.TypeNumber, fastjson.TypeTrue, fastjson.TypeFalse:
-					val = string(fv.MarshalTo(nil))
-				default:
-					return // null, objects, arrays: not tracker parameters
-				}
-				p.keys = append(p.keys, string(k))
-				p.vals = append(p.vals, val)
-			})
-		}
-		return events, ""
+// emit appends the event of the current parameters (s.keys, s.vals), at
+// index i of its record; el is its POST element (nil for a GET).
+func (s *Snowplow) emit(out []pipeline.Event, rec *record, i int, el *fastjson.Value) []pipeline.Event {
+	src := rec.src
+	out = append(out, pipeline.Event{Topic: src.Topic, Partition: src.Partition, Offset: src.Offset,
+		KafkaTime: src.KafkaTime, Raw: src.Raw, Index: int32(i)})
+	e := &out[len(out)-1]
+	if reason := s.event(e, rec); reason != "" {
+		*e = pipeline.Event{Topic: src.Topic, Partition: src.Partition, Offset: src.Offset,
+			KafkaTime: src.KafkaTime, Raw: s.eventJSON(el), Index: int32(i)}
+		e.Reject(StageName, reason)
 	}
-	if pl.Querystring != "" {
-		q, err := url.ParseQuery(pl.Querystring)
-		if err != nil {
-			return nil, "querystring: " + pipeline.ShortReason(err.Error())
-		}
-		p := params{}
-		s.names = s.names[:0]
-		for k := range q {
-			s.names = append(s.names, k)
-		}
-		slices.Sort(s.names)
-		for _, k := range s.names {
-			p.keys = append(p.keys, k)
-			p.vals = append(p.vals, q[k][0])
-		}
-		return []params{p}, ""
-	}
-	return nil, "no events: neither a querystring nor a body"
+	return out
 }
 
 // The parameters the mapping consumes; every other one goes to extra.
@@ -227,92 +250,88 @@ var eventNames = map[string]string{
 	"pv": "page_view", "pp": "page_ping", "se": "struct", "tr": "transaction", "ti": "transaction_item",
 }
 
-// event fills e from one event's parameters and its payload; it returns
-// the reason to reject the event, or "".
-func (s *Snowplow) event(e *pipeline.Event, p *params, pl *snowplow.CollectorPayload) string {
-	for i, v := range p.vals {
-		if !utf8.ValidString(v) || !utf8.ValidString(p.keys[i]) {
-			return fmt.Sprintf("%s: not valid UTF-8", truncateString(p.keys[i], 40))
+// event fills e from the current parameters and its record; it returns
+// the reason to reject the event, or "". The text e keeps is one string
+// (s.arena), sliced.
+func (s *Snowplow) event(e *pipeline.Event, rec *record) string {
+	for i, v := range s.vals {
+		if !utf8.Valid(v) || !utf8.Valid(s.keys[i]) {
+			return fmt.Sprintf("%s: not valid UTF-8", truncate(s.keys[i], 40))
 		}
 	}
-	typ, _ := p.get("e")
-	if typ == "" {
+	typ, _ := s.get("e")
+	if len(typ) == 0 {
 		return "e: missing event type"
 	}
-	if e.EventID, _ = p.get("eid"); e.EventID == "" {
+	eid, _ := s.get("eid")
+	if len(eid) == 0 {
 		return "eid: missing event id"
 	}
-	name, known := eventNames[typ]
-	if !known {
-		name = typ
+	s.arena = s.arena[:0]
+	add := func(b []byte) span {
+		n := len(s.arena)
+		s.arena = append(s.arena, b...)
+		return span{int32(n), int32(len(b))}
 	}
+	var sp [numSnowplowSpans]span
+	var has [numSnowplowSpans]bool
+	sp[sEventID], has[sEventID] = add(eid), true
+
 	// event_time: Snowplow's derived timestamp.
 	var ts [3]int64
-	var has [3]bool
-	for i, k := range []string{"ttm", "dtm", "stm"} {
-		v, ok := p.get(k)
+	var tsHas [3]bool
+	for i, k := range [...]string{"ttm", "dtm", "stm"} {
+		v, ok := s.get(k)
 		if !ok {
 			continue
 		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return fmt.Sprintf("%s: %q is not epoch milliseconds", k, truncateString(v, 40))
+		n, ok := epochMillis(v)
+		if !ok {
+			return fmt.Sprintf("%s: %q is not epoch milliseconds", k, truncate(v, 40))
 		}
-		ts[i], has[i] = n, true
+		ts[i], tsHas[i] = n, true
 	}
 	switch {
-	case has[0]:
+	case tsHas[0]:
 		e.EventTime = ts[0]
-	case has[1] && has[2] && pl.Timestamp > 0:
-		e.EventTime = pl.Timestamp - (ts[2] - ts[1])
-	case has[1]:
+	case tsHas[1] && tsHas[2] && rec.ts > 0:
+		e.EventTime = rec.ts - (ts[2] - ts[1])
+	case tsHas[1]:
 		e.EventTime = ts[1]
 	default:
-		e.EventTime = pl.Timestamp
+		e.EventTime = rec.ts
 	}
-	set := func(k string, dst *string, f pipeline.Fields) {
-		if v, ok := p.get(k); ok {
-			*dst = v
-			e.Present |= f
+	for _, f := range snowplowFields {
+		if v, ok := s.get(f.param); ok {
+			sp[f.span], has[f.span] = add(v), true
+			e.Present |= f.present
 		}
 	}
-	set("uid", &e.UserID, pipeline.HasUserID)
-	set("sid", &e.SessionID, pipeline.HasSessionID)
-	set("aid", &e.AppID, pipeline.HasAppID)
-	set("p", &e.Platform, pipeline.HasPlatform)
-	set("url", &e.PageURL, pipeline.HasPageURL)
-	set("refr", &e.Referrer, pipeline.HasReferrer)
-	set("duid", &e.DomainUserID, pipeline.HasDomainUserID)
-	if pl.Present&snowplow.HasNetworkUserID != 0 && pl.NetworkUserID != "" {
-		e.NetworkUserID = pl.NetworkUserID
+	if rec.nuid != "" && !has[sNetworkUserID] {
+		e.NetworkUserID = rec.nuid
 		e.Present |= pipeline.HasNetworkUserID
 	}
-	set("tnuid", &e.NetworkUserID, pipeline.HasNetworkUserID) // the tracker's overrides the cookie
-	ua := pl.UserAgent
-	if v, ok := p.get("ua"); ok {
-		ua = v
+	e.UserAgent = rec.ua
+	if v, ok := s.get("ua"); ok {
+		e.UserAgent = string(v)
 	}
-	if ua != "" {
-		e.UserAgent = ua
+	if e.UserAgent != "" {
 		e.Present |= pipeline.HasUserAgent
 	}
-	ip := pl.IPAddress
-	if v, ok := p.get("ip"); ok {
-		ip = v
-	}
-	if ip != "" {
-		if a, err := netip.ParseAddr(ip); err == nil {
-			e.IP = a.Unmap()
+	e.IP, e.IPInvalid = rec.ip, rec.ipInvalid
+	if v, ok := s.get("ip"); ok {
+		if a, err := netip.ParseAddr(string(v)); err == nil {
+			e.IP, e.IPInvalid = a.Unmap(), false
 		} else {
-			e.IPInvalid = true
+			e.IP, e.IPInvalid = netip.Addr{}, true
 		}
 	}
 
 	// Contexts: cx (base64url) or co (JSON).
-	if js, k, reason := s.selfDescribing(p, "co", "cx"); reason != "" {
+	if js, k, reason := s.selfDescribing("co", "cx"); reason != "" {
 		return reason
 	} else if js != nil {
-		if !strings.HasPrefix(string(js.GetStringBytes("schema")), contextsSchema) {
+		if !bytes.HasPrefix(js.GetStringBytes("schema"), []byte(contextsSchema)) {
 			return k + ": schema is not contexts"
 		}
 		data := js.Get("data")
@@ -325,120 +344,243 @@ func (s *Snowplow) event(e *pipeline.Event, p *params, pl *snowplow.CollectorPay
 				return k + ": a context without a schema"
 			}
 		}
-		e.Contexts = string(data.MarshalTo(nil))
+		n := len(s.arena)
+		s.arena = data.MarshalTo(s.arena)
+		sp[sContexts], has[sContexts] = span{int32(n), int32(len(s.arena) - n)}, true
 		e.Present |= pipeline.HasContexts
 	}
 
-	switch typ {
+	name, known := eventNames[string(typ)]
+	if !known {
+		name = ""
+		sp[sName], has[sName] = add(typ), true
+	}
+	switch string(typ) {
 	case "ue":
-		js, k, reason := s.selfDescribing(p, "ue_pr", "ue_px")
+		js, k, reason := s.selfDescribing("ue_pr", "ue_px")
 		if reason != "" {
 			return reason
 		}
 		if js == nil {
 			return "ue: no ue_pr or ue_px"
 		}
-		if !strings.HasPrefix(string(js.GetStringBytes("schema")), unstructEventSchema) {
+		if !bytes.HasPrefix(js.GetStringBytes("schema"), []byte(unstructEventSchema)) {
 			return k + ": schema is not unstruct_event"
 		}
 		inner := js.Get("data")
-		schema := string(inner.GetStringBytes("schema"))
-		if inner == nil || schema == "" {
+		schema := inner.GetStringBytes("schema")
+		if len(schema) == 0 {
 			return k + ": the event has no schema"
 		}
-		name = schemaName(schema)
-		if name == "" {
-			return fmt.Sprintf("%s: schema %q is not iglu:vendor/name/format/version", k, truncateString(schema, 100))
+		nm := schemaName(schema)
+		if nm == nil {
+			return fmt.Sprintf("%s: schema %q is not iglu:vendor/name/format/version", k, truncate(schema, 100))
 		}
-		e.EventSchema = schema
+		sp[sSchema], has[sSchema] = add(schema), true
+		sp[sName], has[sName] = add(nm), true
 		e.Present |= pipeline.HasEventSchema
 		if d := inner.Get("data"); d != nil {
-			e.Properties = string(d.MarshalTo(nil))
+			n := len(s.arena)
+			s.arena = d.MarshalTo(s.arena)
+			sp[sProperties], has[sProperties] = span{int32(n), int32(len(s.arena) - n)}, true
 			e.Present |= pipeline.HasProperties
 		}
 	case "se":
-		var b []byte
+		n := len(s.arena)
 		for _, f := range [...]struct{ k, name string }{{"se_ca", "category"}, {"se_ac", "action"}, {"se_la", "label"}, {"se_pr", "property"}, {"se_va", "value"}} {
-			v, ok := p.get(f.k)
+			v, ok := s.get(f.k)
 			if !ok {
 				continue
 			}
-			if b == nil {
-				b = append(b, '{')
+			if len(s.arena) == n {
+				s.arena = append(s.arena, '{')
 			} else {
-				b = append(b, ',')
+				s.arena = append(s.arena, ',')
 			}
-			b = append(b, '"')
-			b = append(b, f.name...)
-			b = append(b, '"', ':')
-			if f.k == "se_va" {
-				if x, err := strconv.ParseFloat(v, 64); err == nil && !strings.ContainsAny(v, "xXnN") {
-					b = strconv.AppendFloat(b, x, 'g', -1, 64)
-					continue
-				}
+			s.arena = append(s.arena, '"')
+			s.arena = append(s.arena, f.name...)
+			s.arena = append(s.arena, '"', ':')
+			if f.k == "se_va" && isJSONNumber(v) {
+				s.arena = append(s.arena, v...)
+				continue
 			}
-			b = appendJSONString(b, []byte(v))
+			s.arena = appendJSONString(s.arena, v)
 		}
-		if b != nil {
-			e.Properties = string(append(b, '}'))
+		if len(s.arena) > n {
+			s.arena = append(s.arena, '}')
+			sp[sProperties], has[sProperties] = span{int32(n), int32(len(s.arena) - n)}, true
 			e.Present |= pipeline.HasProperties
 		}
 	case "pv":
-		if v, ok := p.get("page"); ok {
-			e.Properties = `{"title":` + string(appendJSONString(nil, []byte(v))) + `}`
+		if v, ok := s.get("page"); ok {
+			n := len(s.arena)
+			s.arena = append(s.arena, `{"title":`...)
+			s.arena = appendJSONString(s.arena, v)
+			s.arena = append(s.arena, '}')
+			sp[sProperties], has[sProperties] = span{int32(n), int32(len(s.arena) - n)}, true
 			e.Present |= pipeline.HasProperties
 		}
 	}
-	e.EventName = name
 
 	// Every other parameter, as strings, in extra (sorted: deterministic).
-	s.names = s.names[:0]
-	for _, k := range p.keys {
-		if !mapped[k] && !(typ == "pv" && k == "page") {
-			s.names = append(s.names, k)
-		}
-	}
-	if len(s.names) > 0 {
-		slices.Sort(s.names)
-		s.names = slices.Compact(s.names)
-		b := []byte{'{'}
-		for i, k := range s.names {
-			if i > 0 {
-				b = append(b, ',')
+	pv := string(typ) == "pv"
+	s.sortedParams(func(k []byte) bool { return !mapped[string(k)] && !(pv && string(k) == "page") })
+	if len(s.order) > 0 {
+		n := len(s.arena)
+		s.arena = append(s.arena, '{')
+		for j, i := range s.order {
+			if j > 0 {
+				s.arena = append(s.arena, ',')
 			}
-			v, _ := p.get(k)
-			b = appendJSONString(b, []byte(k))
-			b = append(b, ':')
-			b = appendJSONString(b, []byte(v))
+			s.arena = appendJSONString(s.arena, s.keys[i])
+			s.arena = append(s.arena, ':')
+			s.arena = appendJSONString(s.arena, s.vals[i])
 		}
-		e.Extra = string(append(b, '}'))
+		s.arena = append(s.arena, '}')
+		sp[sExtra], has[sExtra] = span{int32(n), int32(len(s.arena) - n)}, true
 		e.Present |= pipeline.HasExtra
 	}
+
+	str := string(s.arena)
+	at := func(i int) string { return str[sp[i].off : sp[i].off+sp[i].n] }
+	e.EventID = at(sEventID)
+	e.EventName = name
+	if has[sName] {
+		e.EventName = at(sName)
+	}
+	for _, f := range snowplowFields {
+		if has[f.span] {
+			*f.field(e) = at(f.span)
+		}
+	}
+	if has[sSchema] {
+		e.EventSchema = at(sSchema)
+	}
+	if has[sContexts] {
+		e.Contexts = at(sContexts)
+	}
+	if has[sProperties] {
+		e.Properties = at(sProperties)
+	}
+	if has[sExtra] {
+		e.Extra = at(sExtra)
+	}
 	return ""
+}
+
+// Spans of the text an event keeps.
+const (
+	sEventID = iota
+	sName
+	sUserID
+	sSessionID
+	sAppID
+	sPlatform
+	sPageURL
+	sReferrer
+	sDomainUserID
+	sNetworkUserID
+	sSchema
+	sContexts
+	sProperties
+	sExtra
+	numSnowplowSpans
+)
+
+// snowplowFields are the parameters copied to an event field as given.
+var snowplowFields = [...]struct {
+	param   string
+	span    int
+	present pipeline.Fields
+	field   func(*pipeline.Event) *string
+}{
+	{"uid", sUserID, pipeline.HasUserID, func(e *pipeline.Event) *string { return &e.UserID }},
+	{"sid", sSessionID, pipeline.HasSessionID, func(e *pipeline.Event) *string { return &e.SessionID }},
+	{"aid", sAppID, pipeline.HasAppID, func(e *pipeline.Event) *string { return &e.AppID }},
+	{"p", sPlatform, pipeline.HasPlatform, func(e *pipeline.Event) *string { return &e.Platform }},
+	{"url", sPageURL, pipeline.HasPageURL, func(e *pipeline.Event) *string { return &e.PageURL }},
+	{"refr", sReferrer, pipeline.HasReferrer, func(e *pipeline.Event) *string { return &e.Referrer }},
+	{"duid", sDomainUserID, pipeline.HasDomainUserID, func(e *pipeline.Event) *string { return &e.DomainUserID }},
+	// The tracker's network user id overrides the collector's cookie.
+	{"tnuid", sNetworkUserID, pipeline.HasNetworkUserID, func(e *pipeline.Event) *string { return &e.NetworkUserID }},
+}
+
+// epochMillis reads a non-negative decimal integer of at most 18 digits.
+func epochMillis(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// isJSONNumber tells whether b is a JSON number.
+func isJSONNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	start := i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	if i == start || (b[start] == '0' && i-start > 1) {
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		f := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == f {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		f := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == f {
+			return false
+		}
+	}
+	return i == len(b)
 }
 
 // selfDescribing parses the JSON parameter plain, or else the base64
 // parameter encoded; nil when the event has neither. k is the parameter
 // read.
-func (s *Snowplow) selfDescribing(p *params, plain, encoded string) (*fastjson.Value, string, string) {
-	text, ok := p.get(plain)
+func (s *Snowplow) selfDescribing(plain, encoded string) (*fastjson.Value, string, string) {
+	text, ok := s.get(plain)
 	k := plain
 	if !ok {
-		b64, ok := p.get(encoded)
+		b64, ok := s.get(encoded)
 		if !ok {
 			return nil, "", ""
 		}
 		k = encoded
-		b, err := decodeBase64(b64)
-		if err != nil {
+		var err error
+		if s.b64, err = decodeBase64(s.b64[:0], b64); err != nil {
 			return nil, k, k + ": invalid base64"
 		}
-		text = string(b)
+		text = s.b64
 	}
-	if !utf8.ValidString(text) {
+	if !utf8.Valid(text) {
 		return nil, k, k + ": not valid UTF-8"
 	}
-	v, err := s.q.Parse(text)
+	v, err := s.q.ParseBytes(text)
 	if err != nil {
 		return nil, k, jsonReason(k+": invalid JSON: ", err)
 	}
@@ -448,36 +590,32 @@ func (s *Snowplow) selfDescribing(p *params, plain, encoded string) (*fastjson.V
 	return v, k, ""
 }
 
-// decodeBase64 reads the tracker's base64: URL-safe or standard, padded or
-// not.
-func decodeBase64(s string) ([]byte, error) {
-	s = strings.TrimRight(s, "=")
-	if strings.ContainsAny(s, "+/") {
-		return base64.RawStdEncoding.DecodeString(s)
+// decodeBase64 appends to dst the tracker's base64 b: URL-safe or
+// standard, padded or not.
+func decodeBase64(dst, b []byte) ([]byte, error) {
+	b = bytes.TrimRight(b, "=")
+	enc := base64.RawURLEncoding
+	if bytes.ContainsAny(b, "+/") {
+		enc = base64.RawStdEncoding
 	}
-	return base64.RawURLEncoding.DecodeString(s)
+	n := enc.DecodedLen(len(b))
+	dst = slices.Grow(dst[:0], n)[:n]
+	m, err := enc.Decode(dst, b)
+	return dst[:m], err
 }
 
 // schemaName is the name of an Iglu schema URI
-// (iglu:vendor/name/format/version), "" if it is not one.
-func schemaName(uri string) string {
-	rest, ok := strings.CutPrefix(uri, "iglu:")
-	if !ok {
-		return ""
+// (iglu:vendor/name/format/version), nil if it is not one.
+func schemaName(uri []byte) []byte {
+	rest, ok := bytes.CutPrefix(uri, []byte("iglu:"))
+	if !ok || bytes.Count(rest, []byte("/")) != 3 {
+		return nil
 	}
-	parts := strings.Split(rest, "/")
-	if len(parts) != 4 || parts[0] == "" || parts[1] == "" || parts[2] == "" || parts[3] == "" {
-		return ""
+	vendor := bytes.IndexByte(rest, '/')
+	name := bytes.IndexByte(rest[vendor+1:], '/')
+	format := bytes.IndexByte(rest[vendor+1+name+1:], '/')
+	if vendor == 0 || name == 0 || format == 0 || rest[len(rest)-1] == '/' {
+		return nil
 	}
-	return parts[1]
-}
-
-func truncateString(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return rest[vendor+1 : vendor+1+name]
 }
