@@ -198,8 +198,8 @@ func drive(b *testing.B, url string, workers int) map[int]int64 {
 // BenchmarkCollector: one op is one POST of ten tracker events to `sluice
 // collect` (its own process), answered after kfake's acknowledgement.
 // "keeps-up": events per CPU-second of the collector's process; "overload":
-// a broker delaying every produce by 50 ms, 256 concurrent senders and a
-// 16 MiB buffer, where the answer must be 503s and the memory bounded.
+// a broker delaying every produce by 50 ms, 256 concurrent senders and
+// collect.max_buffered 1MiB: the answer must be 503s, the memory bounded.
 func BenchmarkCollector(b *testing.B) {
 	b.Run("keeps-up", func(b *testing.B) {
 		kc := testkit.Kafka(b, "snowplow-raw", 8)
@@ -223,7 +223,7 @@ func BenchmarkCollector(b *testing.B) {
 			kc.SleepControl(func() { time.Sleep(50 * time.Millisecond) })
 			return nil, nil, false
 		})
-		cmd, url := startCollector(b, kc.ListenAddrs(), "16MiB")
+		cmd, url := startCollector(b, kc.ListenAddrs(), "1MiB")
 		b.ResetTimer()
 		codes := drive(b, url, 256)
 		b.StopTimer()
