@@ -349,7 +349,10 @@ func TestSnowplowRawStreamExactlyOnce(t *testing.T) {
 	want := map[rawKey]rawExpect{}
 	next := [2]int64{}
 	rng := uint64(7)
-	rnd := func(n int) int { rng = rng*6364136223846793005 + 1442695040888963407; return int((rng >> 33) % uint64(n)) }
+	rnd := func(n int) int {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		return int((rng >> 33) % uint64(n))
+	}
 	var sent []string // event ids already sent, for re-sends
 	part := map[string]int32{}
 	ev := func(i int, p int32) map[string]string {
