@@ -232,3 +232,19 @@ func FuzzSnowplow(f *testing.F) {
 		}
 	})
 }
+
+// TestSnowplowEventNames: every event type of the tracker protocol.
+func TestSnowplowEventNames(t *testing.T) {
+	ue := `{"schema":"iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0","data":{"schema":"iglu:com.acme/link_click/jsonschema/1-0-1","data":{"target":"x"}}}`
+	for typ, want := range map[string]string{"pv": "page_view", "pp": "page_ping", "se": "struct", "tr": "transaction",
+		"ti": "transaction_item", "ue": "link_click", "ad": "ad"} {
+		ev := map[string]string{"e": typ, "eid": "x-" + typ}
+		if typ == "ue" {
+			ev["ue_pr"] = ue
+		}
+		evs := decodeAll(t, payload("", tp2(ev)))
+		if len(evs) != 1 || evs[0].State != pipeline.Keep || evs[0].EventName != want {
+			t.Errorf("e=%s: %+v, want event_name %s", typ, evs[0], want)
+		}
+	}
+}
