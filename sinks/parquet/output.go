@@ -137,7 +137,9 @@ type staged struct{ e pipeline.Event }
 
 func stageEvent(st *staged, e *pipeline.Event, rejected bool) int64 {
 	st.e = *e
+	// The raw identifiers never columns: not kept either.
 	st.e.UserID, st.e.UserAgent, st.e.IP = "", "", netip.Addr{}
+	st.e.DomainUserID, st.e.NetworkUserID = "", ""
 	if rejected {
 		st.e.Raw = bytes.Clone(e.Raw) // do not pin the fetch buffer
 		return int64(unsafe.Sizeof(staged{})) + int64(len(st.e.Raw)+len(st.e.RejectReason))
@@ -145,7 +147,7 @@ func stageEvent(st *staged, e *pipeline.Event, rejected bool) int64 {
 	st.e.Raw = nil
 	n := int64(unsafe.Sizeof(staged{}))
 	for _, s := range [...]string{e.EventID, e.EventName, e.AppID, e.Platform, e.SessionID, e.PageURL, e.Referrer,
-		e.UserPseudoID, e.IPAnonymized, e.Properties, e.Extra} {
+		e.UserPseudoID, e.IPAnonymized, e.Properties, e.Extra, e.EventSchema, e.Contexts, e.DomainUserPseudoID, e.NetworkUserPseudoID} {
 		n += int64(len(s))
 	}
 	return n
