@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -31,15 +30,9 @@ func cmdCollect(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *path == "" {
-		return &exitError{2, errors.New("--config is required")}
-	}
-	cfg, err := config.Load(*path, os.Environ())
-	if err == nil {
-		err = cfg.ValidateCollect()
-	}
+	cfg, err := loadChecked(*path, func(c config.Config) error { return c.ValidateCollect() })
 	if err != nil {
-		return &exitError{2, fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))}
+		return err
 	}
 	log := newLogger(cfg.Observability)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)

@@ -30,17 +30,11 @@ func cmdStatus(args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *path == "" {
-		return &exitError{2, errors.New("--config is required")}
-	}
-	cfg, err := config.Load(*path, os.Environ())
-	if err == nil {
-		// The sections status reads; the stages (and their keys) are not
-		// needed to read the state.
-		err = cfg.Validate()
-	}
+	// The sections status reads: the stages (and their keys) are not
+	// needed to read the state.
+	cfg, err := loadChecked(*path, func(c config.Config) error { return c.Validate() })
 	if err != nil {
-		return &exitError{2, fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))}
+		return err
 	}
 	if *hours < 1 {
 		return &exitError{2, errors.New("--hours must be at least 1")}

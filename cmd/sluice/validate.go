@@ -14,12 +14,19 @@ import (
 // loadConfig loads and validates the config file with the environment's
 // overrides; the error lists every problem, one per line.
 func loadConfig(path string) (config.Config, error) {
+	return loadChecked(path, validateConfig)
+}
+
+// loadChecked loads the config at path (SLUICE_* overrides applied) and
+// checks it with check: the sections the command reads, every problem
+// listed.
+func loadChecked(path string, check func(config.Config) error) (config.Config, error) {
 	if path == "" {
 		return config.Config{}, &exitError{2, errors.New("--config is required")}
 	}
 	cfg, err := config.Load(path, os.Environ())
 	if err == nil {
-		err = validateConfig(cfg)
+		err = check(cfg)
 	}
 	if err != nil {
 		return cfg, &exitError{2, fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))}

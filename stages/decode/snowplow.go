@@ -526,37 +526,37 @@ func isJSONNumber(b []byte) bool {
 	if i < len(b) && b[i] == '-' {
 		i++
 	}
-	start := i
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	if i == start || (b[start] == '0' && i-start > 1) {
+	n := digits(b[i:])
+	if n == 0 || (b[i] == '0' && n > 1) {
 		return false
 	}
+	i += n
 	if i < len(b) && b[i] == '.' {
-		i++
-		f := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == f {
+		if n = digits(b[i+1:]); n == 0 {
 			return false
 		}
+		i += 1 + n
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		i++
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
 			i++
 		}
-		f := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == f {
+		if n = digits(b[i:]); n == 0 {
 			return false
 		}
+		i += n
 	}
 	return i == len(b)
+}
+
+// digits is the length of b's leading run of decimal digits.
+func digits(b []byte) int {
+	n := 0
+	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
+		n++
+	}
+	return n
 }
 
 // selfDescribing parses the JSON parameter plain, or else the base64

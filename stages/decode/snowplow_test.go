@@ -248,3 +248,12 @@ func TestSnowplowEventNames(t *testing.T) {
 		}
 	}
 }
+
+func TestIsJSONNumber(t *testing.T) {
+	for s, want := range map[string]bool{"1": true, "-0.5": true, "1e3": true, "2.5E-7": true, "0": true,
+		"": false, "01": false, "1.": false, ".5": false, "1e": false, "NaN": false, "0x10": false, "1 ": false, "-": false} {
+		if got := isJSONNumber([]byte(s)); got != want {
+			t.Errorf("%q: %v, want %v", s, got, want)
+		}
+	}
+}
