@@ -4,8 +4,11 @@ package benchmarks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"path/filepath"
 	"log/slog"
 	"syscall"
 	"testing"
@@ -90,7 +93,8 @@ func BenchmarkParquetSink(b *testing.B) {
 	for _, codec := range []string{"zstd", "snappy"} {
 		b.Run(codec, func(b *testing.B) {
 			recs, size := workload(10000)
-			store, err := objstore.NewDir(b.TempDir())
+			dir := b.TempDir()
+			store, err := objstore.NewDir(dir)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -123,8 +127,27 @@ func BenchmarkParquetSink(b *testing.B) {
 			if _, err := p.Flush(context.Background(), first, int64(b.N)); err != nil {
 				b.Fatal(err)
 			}
+			b.StopTimer()
+			b.ReportMetric(float64(dirBytes(b, dir))/float64(b.N), "file-B/event")
 		})
 	}
+}
+
+// dirBytes is the size of the files under dir.
+func dirBytes(b *testing.B, dir string) int64 {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		b.Fatal(err)
+	}
+	return n
 }
 
 // enrich returns the stage chain of the reference pipeline: decode, geo

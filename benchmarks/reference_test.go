@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -38,6 +39,12 @@ type refResult struct {
 	InputMBPerSec float64            `json:"input_mb_per_s"`
 	AllocsPerEvt  float64            `json:"allocs_per_event"`
 	PeakRSSMiB    float64            `json:"peak_rss_mib"`
+	FileBytesEvt  float64            `json:"file_bytes_per_event"`
+	// Calibration is the same run's calibration (encoding/json decoding
+	// each reference event into a map, one goroutine) in events per
+	// CPU-second; XCalibration = EventsPerCPU / Calibration.
+	Calibration  float64 `json:"calibration_events_per_cpu_s"`
+	XCalibration float64 `json:"x_calibration"`
 	CPUShare      map[string]float64 `json:"cpu_share,omitempty"`
 }
 
@@ -126,18 +133,49 @@ func BenchmarkReference(b *testing.B) {
 					r = runReference(b, v.bin, kc, c.parts, c.procs, c.budget, n, size, geoPath, i, prof)
 				}
 				r.Name = name
+				r.Calibration = calibration(b, n)
+				r.XCalibration = r.EventsPerCPU / r.Calibration
 				refResults = append(refResults, r)
+				b.ReportMetric(r.XCalibration, "x-calibration")
 				b.ReportMetric(r.EventsPerSec, "events/s")
 				b.ReportMetric(r.EventsPerCPU, "events/cpu-s")
 				b.ReportMetric(r.InputMBPerSec, "input-MB/s")
 				b.ReportMetric(r.AllocsPerEvt, "allocs/event")
 				b.ReportMetric(r.PeakRSSMiB, "peak-RSS-MiB")
+				b.ReportMetric(r.FileBytesEvt, "file-B/event")
 				b.ReportMetric(0, "ns/op")
 			})
 		}
 		kc.Close()
 	}
 	writeReferenceReport(b)
+}
+
+// calibration is what this machine does in one CPU-second of the plain
+// approach: encoding/json decoding each of the n reference events into a
+// map[string]any, one goroutine (Throughput II's yardstick). Measured in
+// each variant's run, right after it, so that a figure and its yardstick
+// see the same machine state.
+func calibration(b *testing.B, n int) float64 {
+	g := synth.New(synth.Options{Seed: 2026, DupRate: 0.02, BadRate: 0.005, Reference: true})
+	recs := make([][]byte, n)
+	for i := range recs {
+		recs[i], _ = g.Append(nil)
+	}
+	runtime.GC()
+	t0 := cpuTime()
+	ok := 0
+	for _, r := range recs {
+		var m map[string]any
+		if json.Unmarshal(r, &m) == nil {
+			ok++
+		}
+	}
+	cpu := cpuTime() - t0
+	if ok == 0 {
+		b.Fatal("calibration decoded nothing")
+	}
+	return float64(n) / cpu.Seconds()
 }
 
 func preloadReference(b *testing.B, parts int32, n int) (*kfake.Cluster, int64) {
@@ -274,6 +312,7 @@ observability: {listen: "%s", log_level: warn, pprof: true}
 		InputMBPerSec: float64(size) / 1e6 / wall.Seconds(),
 		AllocsPerEvt:  (allocs1 - allocs0) / float64(n),
 		PeakRSSMiB:    float64(hwm) / (1 << 20),
+		FileBytesEvt:  float64(dirBytes(b, filepath.Join(out, "events"))+dirBytes(b, filepath.Join(out, "rejected"))) / float64(n),
 		CPUShare:      share,
 	}
 }
