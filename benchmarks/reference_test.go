@@ -8,9 +8,9 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"runtime"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -30,22 +30,22 @@ import (
 
 // refResult is one configuration of the reference benchmark.
 type refResult struct {
-	Name          string             `json:"name"`
-	Partitions    int32              `json:"partitions"`
-	GOMAXPROCS    int                `json:"gomaxprocs"`
-	Events        int                `json:"events"`
-	EventsPerSec  float64            `json:"events_per_s"`
-	EventsPerCPU  float64            `json:"events_per_cpu_s"`
-	InputMBPerSec float64            `json:"input_mb_per_s"`
-	AllocsPerEvt  float64            `json:"allocs_per_event"`
-	PeakRSSMiB    float64            `json:"peak_rss_mib"`
-	FileBytesEvt  float64            `json:"file_bytes_per_event"`
+	Name          string  `json:"name"`
+	Partitions    int32   `json:"partitions"`
+	GOMAXPROCS    int     `json:"gomaxprocs"`
+	Events        int     `json:"events"`
+	EventsPerSec  float64 `json:"events_per_s"`
+	EventsPerCPU  float64 `json:"events_per_cpu_s"`
+	InputMBPerSec float64 `json:"input_mb_per_s"`
+	AllocsPerEvt  float64 `json:"allocs_per_event"`
+	PeakRSSMiB    float64 `json:"peak_rss_mib"`
+	FileBytesEvt  float64 `json:"file_bytes_per_event"`
 	// Calibration is the same run's calibration (encoding/json decoding
 	// each reference event into a map, one goroutine) in events per
 	// CPU-second; XCalibration = EventsPerCPU / Calibration.
-	Calibration  float64 `json:"calibration_events_per_cpu_s"`
-	XCalibration float64 `json:"x_calibration"`
-	CPUShare      map[string]float64 `json:"cpu_share,omitempty"`
+	Calibration  float64            `json:"calibration_events_per_cpu_s"`
+	XCalibration float64            `json:"x_calibration"`
+	CPUShare     map[string]float64 `json:"cpu_share,omitempty"`
 }
 
 var refResults []refResult
