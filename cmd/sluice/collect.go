@@ -117,20 +117,14 @@ func runCollect(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 // watchCollector registers the collector's metrics.
 func (m *metrics) watchCollector(c *collect.Collector) {
 	s := c.Stats()
-	for _, x := range []struct {
-		name, help string
-		v          interface{ Load() int64 }
-	}{
+	m.counters([]statCounter{
 		{"sluice_collect_requests_total", "HTTP requests answered.", &s.Requests},
 		{"sluice_collect_events_total", "Events written to Kafka and acknowledged.", &s.Events},
 		{"sluice_collect_too_large_total", "Requests refused with 413 (over collect.max_body).", &s.TooLarge},
 		{"sluice_collect_bad_requests_total", "Requests refused with 400 (not a tracker payload).", &s.BadRequests},
 		{"sluice_collect_unavailable_total", "Requests answered 503 (buffer full, or Kafka failing).", &s.Unavailable},
 		{"sluice_collect_produce_errors_total", "Failed writes to Kafka.", &s.ProduceErrors},
-	} {
-		v := x.v
-		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: x.name, Help: x.help}, func() float64 { return float64(v.Load()) }))
-	}
+	})
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_collect_buffered_bytes",
 		Help: "Bytes of requests waiting for Kafka's acknowledgement (bounded by collect.max_buffered)."},
 		func() float64 { return float64(s.Buffered.Load()) }))

@@ -103,19 +103,13 @@ func (m *metrics) watch(r *kafka.Runner, stages *stageSet, memoryLimit int64) {
 
 	if g := stages.geo; g != nil {
 		st := g.Stats()
-		for _, c := range []struct {
-			name, help string
-			v          interface{ Load() int64 }
-		}{
+		m.counters([]statCounter{
 			{"sluice_geo_lookups_total", "Events with a valid IP looked up.", &st.Lookups},
 			{"sluice_geo_misses_total", "Valid IPs without a database record.", &st.Misses},
 			{"sluice_geo_invalid_ip_total", "Events whose ip is not an address.", &st.InvalidIPs},
 			{"sluice_geo_reloads_total", "GeoIP database hot reloads.", &st.Reloads},
 			{"sluice_geo_reload_errors_total", "Rejected GeoIP replacements (old database kept).", &st.ReloadErrors},
-		} {
-			v := c.v
-			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 { return float64(v.Load()) }))
-		}
+		})
 		gauge("sluice_geo_database_build_timestamp_seconds", "Build time of the GeoIP database in use.", func() float64 { return float64(st.BuildEpoch.Load()) })
 		gauge("sluice_geo_database_age_seconds", "Age of the GeoIP database in use, from its build time.",
 			func() float64 { return time.Since(time.Unix(st.BuildEpoch.Load(), 0)).Seconds() })
@@ -170,10 +164,6 @@ func (m *metrics) watchHandoff(w *wiring) {
 	gauge := func(name, help string, f func() float64) {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 	}
-	counter := func(name, help string, f func() int64) {
-		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
-			func() float64 { return float64(f()) }))
-	}
 	gauge("sluice_hour_complete_end_seconds", "End (Unix seconds) of the newest hour every consumed partition has sealed (0 before the first).",
 		func() float64 { return float64(t.NewestComplete()) / 1000 })
 	gauge("sluice_hour_completeness_lag_seconds", "Wall clock minus the end of the newest complete hour (0 before the first).",
@@ -183,13 +173,34 @@ func (m *metrics) watchHandoff(w *wiring) {
 			}
 			return 0
 		})
-	counter("sluice_manifests_written_total", "Hour manifests this process created.", t.Written.Load)
-	counter("sluice_manifests_existing_total", "Hour manifests found written already (by another replica, or before a restart).", t.Conflicts.Load)
-	counter("sluice_handoff_errors_total", "Failed hour-completeness rounds (retried).", t.Errors.Load)
-	counter("sluice_dead_letters_total", "Rejected records sent to the dead-letter topic (a re-run range sends again).",
-		func() int64 { return r.Stats().DeadLetters.Load() })
+	cs := []statCounter{
+		{"sluice_manifests_written_total", "Hour manifests this process created.", &t.Written},
+		{"sluice_manifests_existing_total", "Hour manifests found written already (by another replica, or before a restart).", &t.Conflicts},
+		{"sluice_handoff_errors_total", "Failed hour-completeness rounds (retried).", &t.Errors},
+		{"sluice_dead_letters_total", "Rejected records sent to the dead-letter topic (a re-run range sends again).", &r.Stats().DeadLetters},
+	}
 	if n := w.notify; n != nil {
-		counter("sluice_notifications_total", "Notifications acknowledged on sink.notify_topic (file and hour).",
-			func() int64 { return n.files.Load() + n.hours.Load() })
+		cs = append(cs, statCounter{"sluice_notifications_total", "Notifications acknowledged on sink.notify_topic (file and hour).",
+			loadFunc(func() int64 { return n.files.Load() + n.hours.Load() })})
+	}
+	m.counters(cs)
+}
+
+// loadFunc is a running total computed at scrape time.
+type loadFunc func() int64
+
+func (f loadFunc) Load() int64 { return f() }
+
+// statCounter is a Prometheus counter read from a running total.
+type statCounter struct {
+	name, help string
+	v          interface{ Load() int64 }
+}
+
+// counters registers each total as a counter read at scrape time.
+func (m *metrics) counters(cs []statCounter) {
+	for _, c := range cs {
+		v := c.v
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 { return float64(v.Load()) }))
 	}
 }

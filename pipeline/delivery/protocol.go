@@ -193,6 +193,7 @@ func (f *Flusher) Flush(ctx context.Context, r Range) (Result, error) {
 		}
 		f.before = true
 	}
+	files := ledgerFiles(r, *f.uploaded)
 	if f.ck != nil && !f.done {
 		st := f.ck.State()
 		st.Hours = slices.Clone(st.Hours)
@@ -202,7 +203,7 @@ func (f *Flusher) Flush(ctx context.Context, r Range) (Result, error) {
 		st.Pending = nil
 		st.Next = r.Last + 1
 		st.LastKafkaTime = r.LastKafkaTime
-		st.addRange(r, *f.uploaded, f.hooks.now(), f.hooks.handedOff())
+		st.addRange(r, *f.uploaded, files, f.hooks.now(), f.hooks.handedOff())
 		if err := f.ck.Save(ctx, st); err != nil {
 			return Result{}, stopped(err)
 		}
@@ -210,7 +211,7 @@ func (f *Flusher) Flush(ctx context.Context, r Range) (Result, error) {
 		failpoint.Hit("state-done")
 	}
 	if f.hooks.AfterDone != nil && !f.after {
-		if err := f.hooks.AfterDone(ctx, ledgerFiles(r, *f.uploaded)); err != nil {
+		if err := f.hooks.AfterDone(ctx, files); err != nil {
 			return Result{}, stopped(err)
 		}
 		f.after = true

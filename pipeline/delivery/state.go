@@ -104,10 +104,11 @@ type LedgerFile struct {
 // HourStartMs is the start (ms) of the hour holding ms.
 func HourStartMs(ms int64) int64 { return pipeline.HourMs(ms, 0) * 3_600_000 }
 
-// addRange merges a done range's result into the ledger and moves
+// addRange merges a done range's result (and its files, ledgerFiles)
+// into the ledger and moves
 // SealedBefore past the hours its latest Kafka time (capped at now) ended.
 // Hours before pruneBefore (ms; their manifests exist) leave the ledger.
-func (st *PartitionState) addRange(r Range, res pipeline.FlushResult, now, pruneBefore int64) {
+func (st *PartitionState) addRange(r Range, res pipeline.FlushResult, files []LedgerFile, now, pruneBefore int64) {
 	for _, hc := range res.Hours {
 		l := st.hour(hc.Hour)
 		l.Records += hc.Records
@@ -121,8 +122,8 @@ func (st *PartitionState) addRange(r Range, res pipeline.FlushResult, now, prune
 			l.Ranges = append(slices.Clip(l.Ranges), OffsetRange{First: r.First, Last: r.Last})
 		}
 	}
-	for i, lf := range ledgerFiles(r, res) {
-		l := st.hour(res.Files[i].Hour)
+	for _, lf := range files {
+		l := st.hour(lf.Hour)
 		l.Files = append(l.Files, lf)
 	}
 	if t := min(r.MaxKafkaTime, now); t > 0 {

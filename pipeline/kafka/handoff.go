@@ -117,7 +117,8 @@ const idleCheckEvery = 5 * time.Second
 // the partition's end offset. Such a partition's later records with
 // earlier Kafka times go to the hour starting at the sealed time
 // (pipeline.HourMs).
-func (w *worker) sealIdle(ck *delivery.Checkpoint) {
+func (w *worker) sealIdle() {
+	ck := w.ck
 	after := w.r.opts.CompleteAfter
 	if ck == nil || w.pending || w.replay != nil || after <= 0 {
 		return
@@ -181,7 +182,8 @@ func (w *worker) handedOff() int64 {
 
 // renotify announces the files of the last done range again: the previous
 // owner may have stopped between its done state and its notifications.
-func (w *worker) renotify(ck *delivery.Checkpoint) error {
+func (w *worker) renotify() error {
+	ck := w.ck
 	if ck == nil || w.r.opts.Notify == nil {
 		return nil
 	}

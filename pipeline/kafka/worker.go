@@ -50,20 +50,19 @@ type worker struct {
 	flusher *delivery.Flusher     // the delivery protocol of this partition
 	replay  *delivery.OffsetRange // a range that must be flushed exactly as it was
 
-	pending        bool
-	first, last    int64
-	epoch          int32
-	lastKafkaTime  int64
-	maxKafkaTime   int64 // of the pending range
-	pendingHasTime bool
-	next           int64 // one past the last record processed; -1 unknown
-	ck             *delivery.Checkpoint
-	dlq            *deadLetters // nil without a dead-letter topic
-	idleChecked    time.Time
-	lastRecordAt   time.Time // wall clock of the last record processed (or the start)
-	records        int64     // records in the pending range
-	pendingSince   time.Time
-	buffered       int64 // this worker's share of Runner.buffered (memory)
+	pending       bool
+	first, last   int64
+	epoch         int32
+	lastKafkaTime int64
+	maxKafkaTime  int64 // of the pending range
+	next          int64 // one past the last record processed; -1 unknown
+	ck            *delivery.Checkpoint
+	dlq           *deadLetters // nil without a dead-letter topic
+	idleChecked   time.Time
+	lastRecordAt  time.Time // wall clock of the last record processed (or the start)
+	records       int64     // records in the pending range
+	pendingSince  time.Time
+	buffered      int64 // this worker's share of Runner.buffered (memory)
 
 	pendingSinceNano atomic.Int64 // pendingSince for OldestPending; 0 when idle
 }
@@ -144,7 +143,7 @@ func (w *worker) run() {
 	if w.replay != nil {
 		w.r.stats.Replays.Add(1)
 	}
-	if err := w.renotify(start.ck); err != nil {
+	if err := w.renotify(); err != nil {
 		return // stopped
 	}
 	if err := w.warm(start); err != nil {
@@ -183,7 +182,7 @@ func (w *worker) run() {
 					return
 				}
 			}
-			w.sealIdle(w.ck)
+			w.sealIdle()
 		case <-w.ctx.Done():
 			w.sink.Discard()
 			return
@@ -337,11 +336,9 @@ func (w *worker) processBatch(recs []*kgo.Record) error {
 	if !w.pending {
 		w.pending = true
 		w.first = recs[0].Offset
+		w.maxKafkaTime = recs[0].Timestamp.UnixMilli()
 		w.pendingSince = time.Now()
 		w.pendingSinceNano.Store(w.pendingSince.UnixNano())
-	}
-	if !w.pendingHasTime {
-		w.maxKafkaTime, w.pendingHasTime = recs[0].Timestamp.UnixMilli(), true
 	}
 	for _, rec := range recs {
 		w.maxKafkaTime = max(w.maxKafkaTime, rec.Timestamp.UnixMilli())
@@ -464,7 +461,7 @@ func (w *worker) flush() bool {
 	if obs := w.r.opts.Observer; obs != nil {
 		obs.FlushDone(w.topic, w.partition, len(res.Files), rows, bytes, time.Since(start))
 	}
-	w.pending, w.pendingHasTime = false, false
+	w.pending = false
 	w.pendingSinceNano.Store(0)
 	w.records = 0
 	w.account()
