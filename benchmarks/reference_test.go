@@ -339,13 +339,27 @@ func saveHeapProfile(b *testing.B, listen, dir string) {
 // that configuration's other figures carry it) of the running sluice and splits
 // its samples by the innermost frame that belongs to a known part.
 func cpuShare(b *testing.B, listen string) map[string]float64 {
-	resp, err := http.Get("http://" + listen + "/debug/pprof/profile?seconds=2")
+	secs := 2
+	if v, err := strconv.Atoi(os.Getenv("SLUICE_BENCH_PROFILE_SECONDS")); err == nil && v > 0 {
+		secs = v
+	}
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", listen, secs))
 	if err != nil {
 		b.Logf("profile: %v", err)
 		return nil
 	}
 	defer resp.Body.Close()
-	p, err := profile.Parse(resp.Body)
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Logf("profile: %v", err)
+		return nil
+	}
+	if dir := os.Getenv("SLUICE_BENCH_CPUPROFILE"); dir != "" {
+		// The raw profile too, for go tool pprof.
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "cpu.pb.gz"), raw, 0o644)
+	}
+	p, err := profile.Parse(bytes.NewReader(raw))
 	if err != nil {
 		b.Logf("profile: %v", err)
 		return nil

@@ -4,6 +4,7 @@
 package cache
 
 import (
+	"hash/maphash"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,38 +15,73 @@ import (
 // the previous one and a new current one starts, so at most 2×Size entries
 // are held and entries in use keep being found (a hit in the previous
 // generation moves the entry to the current one).
+//
+// The map is split into shards by a hash of the key, each with its own
+// lock and counters on its own cache lines: partition workers on different
+// cores then rarely write the same memory, where one lock and one pair of
+// atomic counters for all of them bounced between the cores on every
+// lookup. Each shard bounds its own generations (Size / shards entries).
 type TwoGen[K comparable, V any] struct {
-	size int
-
-	mu   sync.RWMutex
-	cur  map[K]V
-	prev map[K]V
-
-	hits, misses atomic.Int64
+	seed   maphash.Seed
+	shards []shard[K, V]
+	mask   uint64
 }
+
+type shard[K comparable, V any] struct {
+	mu           sync.RWMutex
+	size         int
+	cur, prev    map[K]V
+	hits, misses atomic.Int64
+	_            [64]byte // the next shard's lock on another cache line
+}
+
+// maxShards bounds the split; a cache of fewer than minShardSize ×
+// maxShards entries has fewer shards.
+const (
+	maxShards    = 32
+	minShardSize = 256
+)
 
 // New returns a cache of size entries per generation (size > 0).
 func New[K comparable, V any](size int) *TwoGen[K, V] {
-	return &TwoGen[K, V]{size: max(size, 1), cur: make(map[K]V)}
+	size = max(size, 1)
+	n := 1
+	for n < maxShards && size/(n*2) >= minShardSize {
+		n *= 2
+	}
+	c := &TwoGen[K, V]{seed: maphash.MakeSeed(), shards: make([]shard[K, V], n), mask: uint64(n - 1)}
+	for i := range c.shards {
+		c.shards[i].size = max(size/n, 1)
+		c.shards[i].cur = make(map[K]V)
+	}
+	return c
+}
+
+func (c *TwoGen[K, V]) shard(k K) *shard[K, V] {
+	if c.mask == 0 {
+		return &c.shards[0]
+	}
+	return &c.shards[maphash.Comparable(c.seed, k)&c.mask]
 }
 
 // Get returns the value cached for k.
 func (c *TwoGen[K, V]) Get(k K) (V, bool) {
-	c.mu.RLock()
-	v, ok := c.cur[k]
+	s := c.shard(k)
+	s.mu.RLock()
+	v, ok := s.cur[k]
 	if ok {
-		c.mu.RUnlock()
-		c.hits.Add(1)
+		s.mu.RUnlock()
+		s.hits.Add(1)
 		return v, true
 	}
-	v, ok = c.prev[k]
-	c.mu.RUnlock()
+	v, ok = s.prev[k]
+	s.mu.RUnlock()
 	if !ok {
-		c.misses.Add(1)
+		s.misses.Add(1)
 		return v, false
 	}
-	c.hits.Add(1)
-	c.Put(k, v)
+	s.hits.Add(1)
+	c.Put(k, v) // promoted: the key is copied like any new one
 	return v, true
 }
 
@@ -55,21 +91,41 @@ func (c *TwoGen[K, V]) Put(k K, v V) {
 	if s, ok := any(k).(string); ok {
 		k = any(strings.Clone(s)).(K)
 	}
-	c.mu.Lock()
-	if len(c.cur) >= c.size {
-		c.prev, c.cur = c.cur, make(map[K]V, c.size)
+	s := c.shard(k)
+	s.mu.Lock()
+	if len(s.cur) >= s.size {
+		s.prev, s.cur = s.cur, make(map[K]V, s.size)
 	}
-	c.cur[k] = v
-	c.mu.Unlock()
+	s.cur[k] = v
+	s.mu.Unlock()
 }
+
 
 // Len is the number of entries held.
 func (c *TwoGen[K, V]) Len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.cur) + len(c.prev)
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.cur) + len(s.prev)
+		s.mu.RUnlock()
+	}
+	return n
 }
 
 // Hits and Misses count Get results since the cache was made.
-func (c *TwoGen[K, V]) Hits() int64   { return c.hits.Load() }
-func (c *TwoGen[K, V]) Misses() int64 { return c.misses.Load() }
+func (c *TwoGen[K, V]) Hits() int64 {
+	var n int64
+	for i := range c.shards {
+		n += c.shards[i].hits.Load()
+	}
+	return n
+}
+
+func (c *TwoGen[K, V]) Misses() int64 {
+	var n int64
+	for i := range c.shards {
+		n += c.shards[i].misses.Load()
+	}
+	return n
+}

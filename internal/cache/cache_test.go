@@ -67,3 +67,38 @@ func TestTwoGenConcurrent(t *testing.T) {
 		t.Errorf("%d entries held, bound 200", c.Len())
 	}
 }
+
+// TestTwoGenSharded: a cache large enough to be split keeps its bound and
+// finds every entry it holds.
+func TestTwoGenSharded(t *testing.T) {
+	c := New[string, int](1 << 14)
+	if len(c.shards) < 2 {
+		t.Fatalf("%d shards", len(c.shards))
+	}
+	// Half the size: every shard (1/32 of it) stays within its own
+	// bound, nothing turns over.
+	for i := range 1 << 13 {
+		c.Put(fmt.Sprint(i), i)
+	}
+	found := 0
+	for i := range 1 << 13 {
+		if v, ok := c.Get(fmt.Sprint(i)); ok {
+			if v != i {
+				t.Fatalf("key %d has value %d", i, v)
+			}
+			found++
+		}
+	}
+	if found != 1<<13 {
+		t.Errorf("%d of %d entries found", found, 1<<13)
+	}
+	for i := range 1 << 16 {
+		c.Put(fmt.Sprint("x", i), i)
+	}
+	if c.Len() > 2<<14 {
+		t.Errorf("%d entries held, bound %d", c.Len(), 2<<14)
+	}
+	if c.Hits() != 1<<13 || c.Misses() != 0 {
+		t.Errorf("hits %d misses %d", c.Hits(), c.Misses())
+	}
+}

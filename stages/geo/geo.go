@@ -46,7 +46,28 @@ type loaded struct {
 
 	mu    sync.RWMutex
 	cache map[uintptr]*pipeline.Geo // data offset → decoded record
+
+	// blocks caches, per anonymization block (the address with its low
+	// bits zeroed), its ip_anonymized text and, when the block lies within
+	// one network of this database, the geo columns of every address in
+	// it: most events then cost one cache lookup instead of a walk down
+	// the search tree. Shared by every partition (memory independent of
+	// their number).
+	blocks *cache.TwoGen[netip.Prefix, block]
 }
+
+// block is what an anonymization block gives its addresses.
+type block struct {
+	anon string
+	// whole: the block lies within one network of the database, so geo
+	// (nil: no record) holds for every address in it. Otherwise each
+	// address is looked up.
+	whole bool
+	geo   *pipeline.Geo
+}
+
+// maxBlocks is the block cache size per generation.
+const maxBlocks = 1 << 16
 
 const maxCachedRecords = 1 << 17
 
@@ -102,7 +123,7 @@ func open(path string) (*loaded, error) {
 			}
 		}
 	}
-	return &loaded{r: r, stamp: st, cache: make(map[uintptr]*pipeline.Geo)}, nil
+	return &loaded{r: r, stamp: st, cache: make(map[uintptr]*pipeline.Geo), blocks: cache.New[netip.Prefix, block](maxBlocks)}, nil
 }
 
 func privateCopy(path string) (string, error) {
@@ -172,10 +193,6 @@ type Database struct {
 
 	mu  sync.RWMutex // held for reading while a batch uses cur
 	cur *loaded
-
-	// anonymized caches the text of masked addresses for every partition
-	// (a pure function of the address, whatever the database).
-	anonymized *cache.TwoGen[netip.Addr, string]
 }
 
 // Open maps the database at path. A missing, corrupt or wrong-type file is
@@ -188,7 +205,7 @@ func Open(path string, log *slog.Logger) (*Database, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Database{path: path, log: log, cur: l, anonymized: cache.New[netip.Addr, string](maxAnonymized)}
+	d := &Database{path: path, log: log, cur: l}
 	d.stats.BuildEpoch.Store(int64(l.r.Metadata.BuildEpoch))
 	d.stats.LoadedAtEpoch.Store(time.Now().Unix())
 	return d, nil
@@ -283,9 +300,6 @@ type Stage struct {
 	keep6 int
 }
 
-// maxAnonymized is the anonymized-address cache size per generation.
-const maxAnonymized = 1 << 16
-
 // New returns a stage over db.
 func New(db *Database, o Options) (*Stage, error) {
 	if err := o.Validate(); err != nil {
@@ -331,20 +345,38 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 		}
 		lookups++
 		ip := e.IP.WithZone("")
-		res := l.r.Lookup(ip)
-		if err := res.Err(); err != nil {
-			return fmt.Errorf("geo lookup: %w", err)
+		keep := s.keep6
+		if ip.Is4() {
+			keep = s.keep4
 		}
-		if res.Found() {
-			g, err := l.record(res)
-			if err != nil {
-				return fmt.Errorf("geo decode: %w", err)
+		blk, err := ip.Prefix(keep)
+		if err != nil {
+			return fmt.Errorf("geo anonymize %d bits: %w", keep, err)
+		}
+		b, cached := l.blocks.Get(blk)
+		g := b.geo
+		if !cached || !b.whole {
+			res := l.r.Lookup(ip)
+			if err := res.Err(); err != nil {
+				return fmt.Errorf("geo lookup: %w", err)
 			}
+			g = nil
+			if res.Found() {
+				if g, err = l.record(res); err != nil {
+					return fmt.Errorf("geo decode: %w", err)
+				}
+			}
+			if !cached {
+				b = block{anon: blk.Addr().String(), whole: within(blk, res.Prefix()), geo: g}
+				l.blocks.Put(blk, b)
+			}
+		}
+		if g != nil {
 			e.Geo = *g
 		} else {
 			misses++
 		}
-		e.IPAnonymized = s.anonymize(ip)
+		e.IPAnonymized = b.anon
 	}
 	s.db.stats.Lookups.Add(lookups)
 	s.db.stats.Misses.Add(misses)
@@ -352,22 +384,12 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 	return nil
 }
 
-// anonymize zeroes the configured low bits and returns the address as
-// text, from a bounded cache so repeated networks do not allocate.
-func (s *Stage) anonymize(ip netip.Addr) string {
-	keep := s.keep6
-	if ip.Is4() {
-		keep = s.keep4
+// within reports whether block blk lies inside network n, the network of
+// one of its addresses in the database. A network above the database's
+// IPv4 subtree comes back as an IPv6 prefix: it holds every IPv4 address.
+func within(blk, n netip.Prefix) bool {
+	if blk.Addr().Is4() && !n.Addr().Is4() {
+		return n.IsValid()
 	}
-	p, err := ip.Prefix(keep)
-	if err != nil {
-		return ""
-	}
-	masked := p.Addr()
-	if txt, ok := s.db.anonymized.Get(masked); ok {
-		return txt
-	}
-	txt := masked.String()
-	s.db.anonymized.Put(masked, txt)
-	return txt
+	return n.IsValid() && n.Bits() <= blk.Bits() && n.Contains(blk.Addr())
 }
