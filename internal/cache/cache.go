@@ -91,6 +91,12 @@ func (c *TwoGen[K, V]) Put(k K, v V) {
 	if s, ok := any(k).(string); ok {
 		k = any(strings.Clone(s)).(K)
 	}
+	c.PutOwned(k, v)
+}
+
+// PutOwned caches v for k as it is: a string key must not alias memory
+// that changes (one the caller allocated for the cache).
+func (c *TwoGen[K, V]) PutOwned(k K, v V) {
 	s := c.shard(k)
 	s.mu.Lock()
 	if len(s.cur) >= s.size {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
+
+	"github.com/sluicedata/sluice/internal/synth"
 )
 
 // Record is one network of a test City database.
@@ -116,4 +118,18 @@ func Write(path string, records []Record, buildEpoch int64) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// TrackerRecords is the City database of the tracker workload
+// (synth.TrackerNetworks with their places).
+func TrackerRecords() []Record {
+	places := synth.TrackerPlaces()
+	nets := synth.TrackerNetworks()
+	out := make([]Record, len(nets))
+	for i, n := range nets {
+		p := places[n.Place]
+		out[i] = Record{Network: n.Prefix.String(), CountryCode: p.CountryCode, Country: p.Country, RegionCode: p.RegionCode,
+			Region: p.Region, City: p.City, Postal: p.Postal, TimeZone: p.TimeZone, Lat: p.Lat, Lon: p.Lon}
+	}
+	return out
 }

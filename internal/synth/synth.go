@@ -80,14 +80,19 @@ func (g *Generator) Append(dst []byte) ([]byte, Kind) {
 	}
 	n := len(dst)
 	dst = g.appendEvent(dst)
-	ev := append([]byte(nil), dst[n:]...)
+	g.remember(dst[n:])
+	return dst, Valid
+}
+
+// remember keeps a copy of a valid event for later duplicates.
+func (g *Generator) remember(v []byte) {
+	ev := append([]byte(nil), v...)
 	if len(g.recent) < cap(g.recent) {
 		g.recent = append(g.recent, ev)
 	} else {
 		g.recent[g.next] = ev
 		g.next = (g.next + 1) % len(g.recent)
 	}
-	return dst, Valid
 }
 
 func (g *Generator) pick(list []string) string { return list[g.rng.IntN(len(list))] }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/sluicedata/sluice/pipeline"
 	"github.com/valyala/fastjson"
@@ -327,7 +328,8 @@ func (s *Stage) Decode(e *pipeline.Event) string {
 	e.Properties = all[propsAt:extraAt]
 	e.Extra = all[extraAt:]
 	if ipBytes != nil {
-		if ip, err := netip.ParseAddr(string(ipBytes)); err == nil {
+		// Not kept either: an Addr holds no text (a zone is copied).
+		if ip, err := netip.ParseAddr(unsafe.String(unsafe.SliceData(ipBytes), len(ipBytes))); err == nil {
 			e.IP = ip.Unmap()
 		} else {
 			e.IPInvalid = true
@@ -405,7 +407,9 @@ func parseTS(v *fastjson.Value) (int64, string) {
 	switch v.Type() {
 	case fastjson.TypeString:
 		b, _ := v.StringBytes()
-		t, err := time.Parse(time.RFC3339Nano, string(b))
+		// The text is not kept (only in time.Parse's error, dropped
+		// here): no copy of it.
+		t, err := time.Parse(time.RFC3339Nano, unsafe.String(unsafe.SliceData(b), len(b)))
 		if err != nil {
 			return 0, fmt.Sprintf("ts: %q is not an RFC 3339 timestamp", truncate(b, 64))
 		}

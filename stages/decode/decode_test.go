@@ -309,3 +309,20 @@ func TestScanText(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeKeepsNoTextOfTheRecord: ts and ip are parsed without copies;
+// nothing of the event may change when the record's buffer is reused.
+func TestDecodeKeepsNoTextOfTheRecord(t *testing.T) {
+	raw := []byte(`{"event_id":"e1","event":"page_view","ts":"2026-03-01T10:00:00.123Z","ip":"fe80::1%eth0","user_id":"u"}`)
+	s := New(nil)
+	e := pipeline.Event{Raw: raw}
+	if r := s.Decode(&e); r != "" {
+		t.Fatal(r)
+	}
+	for i := range raw {
+		raw[i] = 'x'
+	}
+	if e.IP.String() != "fe80::1%eth0" || e.IP.Zone() != "eth0" || e.EventTime != 1772359200123 || e.EventID != "e1" || e.UserID != "u" {
+		t.Errorf("event changed with the record's buffer: %v %q %d %q %q", e.IP, e.IP.Zone(), e.EventTime, e.EventID, e.UserID)
+	}
+}

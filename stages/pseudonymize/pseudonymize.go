@@ -16,6 +16,7 @@ import (
 	"hash"
 	"os"
 	"strings"
+	"unsafe"
 
 	"github.com/valyala/fastjson"
 
@@ -180,8 +181,12 @@ func (s *Stage) Pseudonym(id string) string {
 	s.mac.Write([]byte(id))
 	s.sum = s.mac.Sum(s.sum[:0])
 	hex.Encode(s.hexbuf[:], s.sum)
-	p := string(s.hexbuf[:])
-	s.cache.Put(id, p)
+	// One allocation holds the pseudonym and the cache's copy of the id.
+	buf := make([]byte, 0, len(s.hexbuf)+len(id))
+	buf = append(append(buf, s.hexbuf[:]...), id...)
+	both := unsafe.String(unsafe.SliceData(buf), len(buf))
+	p := both[:len(s.hexbuf)]
+	s.cache.PutOwned(both[len(s.hexbuf):], p)
 	return p
 }
 
