@@ -47,7 +47,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 	for _, key := range []string{
 		"kafka.brokers[0]:", "kafka.topics[0]:", "kafka.start_from:", "kafka.session_timeout:",
-		"stages[1].type:", "sink.url:", "sink.compression:", "sink.roll.max_rows:", "sink.roll.max_age:",
+		"stages[1].type:", "sink.url:", "sink.compression:", "sink.zstd_level:", "sink.roll.max_rows:", "sink.roll.max_age:",
 		"sink.rejected:", "observability.log_level:",
 	} {
 		if !strings.Contains(err.Error(), key) {

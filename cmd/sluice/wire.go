@@ -105,6 +105,7 @@ func newRunner(cfg config.Config, brokers []string, stages pipeline.StageFactory
 	}
 	sink, err := pqsink.New(store, pqsink.Options{
 		Compression:     cfg.Sink.Compression,
+		ZstdLevel:       cfg.Sink.ZstdLevel,
 		RowGroupBytes:   int64(cfg.Sink.RowGroupSize),
 		DisableRejected: cfg.Sink.Rejected == "off",
 		Version:         version,
