@@ -156,6 +156,15 @@ func (s *Stage) Decode(e *pipeline.Event) string {
 	if !valid {
 		return "record value is not valid UTF-8"
 	}
+	if !control && s.decodeFast(e, raw) {
+		return ""
+	}
+	return s.decodeGeneral(e, raw, control)
+}
+
+// decodeGeneral is Decode for every record: fastjson's parse, then the
+// checks. control says raw holds a byte below 0x20.
+func (s *Stage) decodeGeneral(e *pipeline.Event, raw []byte, control bool) string {
 	if control {
 		// RFC 8259: control characters in strings must be escaped;
 		// fastjson lets them through.
@@ -455,7 +464,11 @@ func jsonReason(prefix string, err error) string {
 	if i := strings.LastIndex(msg, "; unparsed tail: "); i >= 0 {
 		msg, tail = msg[:i], msg[i:]
 		if len(tail) > 60 {
-			tail = tail[:60] + "…"
+			n := 60 // not inside a rune (FuzzDecode found one)
+			for n > 0 && !utf8.RuneStart(tail[n]) {
+				n--
+			}
+			tail = tail[:n] + "…"
 		}
 	}
 	if parts := strings.Split(msg, ": "); len(parts) > 5 {
