@@ -9,11 +9,15 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+
+	pq "github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/sluicedata/sluice/internal/testkit/readback"
 	"github.com/sluicedata/sluice/pipeline"
@@ -391,7 +395,121 @@ func testRoundTrip(t *testing.T, codec string, onDisk bool, seed uint64) {
 		}
 	}
 	t.Logf("%d files, %d row groups, %d event rows, %d rejected rows", len(files), rowGroups, events, rejected)
+	// The values read back above include dictionary-encoded pages (the
+	// switch to PLAIN is TestDictionaryFallback's).
+	if dict, _ := dictionaryPages(t, files); dict == 0 {
+		t.Errorf("no dictionary-encoded page")
+	}
 	if rowGroups <= len(files) {
 		t.Errorf("no file had more than one row group: the row-group boundary was not exercised")
+	}
+}
+
+// dictionaryPages counts, over files, the dictionary-encoded data pages
+// and the column chunks with both dictionary and PLAIN data pages.
+func dictionaryPages(t *testing.T, files []string) (dictPages, mixedChunks int) {
+	t.Helper()
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := f.Stat()
+		pf, err := pq.OpenFile(f, st.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rg := range pf.Metadata().RowGroups {
+			for _, cc := range rg.Columns {
+				var dict, plain int
+				for _, es := range cc.MetaData.EncodingStats {
+					if es.PageType != format.DataPage && es.PageType != format.DataPageV2 {
+						continue
+					}
+					switch es.Encoding {
+					case format.RLEDictionary, format.PlainDictionary:
+						dict += int(es.Count)
+					case format.Plain:
+						plain += int(es.Count)
+					}
+				}
+				dictPages += dict
+				if dict > 0 && plain > 0 {
+					mixedChunks++
+				}
+			}
+		}
+		f.Close()
+	}
+	return dictPages, mixedChunks
+}
+
+// TestDictionaryFallback: dictionary-encoded columns whose distinct text
+// outgrows dictionaryMaxBytes within a row group go on in PLAIN; values
+// on both sides of the switch, in two files of one pooled writer, read
+// back exactly (Arrow, DuckDB, hyparquet).
+func TestDictionaryFallback(t *testing.T) {
+	dir := t.TempDir()
+	store, _ := objstore.NewDir(dir)
+	s, err := New(store, Options{SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, _ := s.OpenPartition("events", 1)
+	const n = 6000
+	city := func(o int64) string {
+		if o%7 == 0 {
+			return "" // NULL
+		}
+		if o < n/4 {
+			return fmt.Sprintf("Town %d", o%50) // few: dictionary
+		}
+		return fmt.Sprintf("Unique town %08d of the fallback test", o) // ~40 bytes each: past 32 KiB
+	}
+	var files []string
+	for part := range int64(2) {
+		for off := part * n; off < (part+1)*n; off += 500 {
+			b := eventsBatch(off, 500)
+			for i := range b.Events {
+				e := &b.Events[i]
+				e.Geo.City = city(e.Offset - part*n)
+				e.Geo.CountryCode = []string{"DE", "FR", "US"}[e.Offset%3]
+			}
+			if err := p.Write(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := p.Flush(context.Background(), part*n, (part+1)*n-1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range res.Files {
+			files = append(files, filepath.Join(dir, f.Key))
+		}
+	}
+	dict, mixed := dictionaryPages(t, files)
+	if dict == 0 || mixed == 0 {
+		t.Fatalf("dictionary pages %d, chunks falling back to PLAIN %d: both must be exercised", dict, mixed)
+	}
+	rows := 0
+	for i, tbl := range readback.Files(t, files) {
+		for _, row := range tbl.Rows {
+			o, _ := strconv.ParseInt(strings.TrimPrefix(row[tbl.Column("src_offset")], "i:"), 10, 64)
+			want := readback.Null
+			if c := city(o - int64(i)*n); c != "" {
+				want = "s:" + c
+			}
+			if got := row[tbl.Column("geo_city")]; got != want {
+				t.Fatalf("%s offset %d: geo_city %q, want %q", files[i], o, got, want)
+			}
+			if got, want := row[tbl.Column("geo_country_code")], "s:"+[]string{"DE", "FR", "US"}[o%3]; got != want {
+				t.Fatalf("offset %d: geo_country_code %q, want %q", o, got, want)
+			}
+			rows++
+		}
+	}
+	if rows != 2*n {
+		t.Fatalf("%d rows read back, %d written", rows, 2*n)
 	}
 }

@@ -11,39 +11,39 @@ import (
 // never a library's treatment of zero values.
 type EventRow struct {
 	EventID           string   `parquet:"event_id"`
-	EventName         string   `parquet:"event_name"`
+	EventName         string   `parquet:"event_name,dict"`
 	EventTime         int64    `parquet:"event_time,timestamp(millisecond)"`
 	KafkaTime         int64    `parquet:"kafka_time,timestamp(millisecond)"`
-	AppID             *string  `parquet:"app_id,optional"`
-	Platform          *string  `parquet:"platform,optional"`
+	AppID             *string  `parquet:"app_id,optional,dict"`
+	Platform          *string  `parquet:"platform,optional,dict"`
 	SessionID         *string  `parquet:"session_id,optional"`
 	PageURL           *string  `parquet:"page_url,optional"`
 	PageReferrer      *string  `parquet:"page_referrer,optional"`
 	UserPseudoID      *string  `parquet:"user_pseudo_id,optional"`
-	PseudoKeyID       *string  `parquet:"pseudo_key_id,optional"`
+	PseudoKeyID       *string  `parquet:"pseudo_key_id,optional,dict"`
 	IPAnonymized      *string  `parquet:"ip_anonymized,optional"`
-	GeoCountryCode    *string  `parquet:"geo_country_code,optional"`
-	GeoCountry        *string  `parquet:"geo_country,optional"`
-	GeoRegionCode     *string  `parquet:"geo_region_code,optional"`
-	GeoRegion         *string  `parquet:"geo_region,optional"`
-	GeoCity           *string  `parquet:"geo_city,optional"`
-	GeoPostalCode     *string  `parquet:"geo_postal_code,optional"`
-	GeoTimezone       *string  `parquet:"geo_timezone,optional"`
+	GeoCountryCode    *string  `parquet:"geo_country_code,optional,dict"`
+	GeoCountry        *string  `parquet:"geo_country,optional,dict"`
+	GeoRegionCode     *string  `parquet:"geo_region_code,optional,dict"`
+	GeoRegion         *string  `parquet:"geo_region,optional,dict"`
+	GeoCity           *string  `parquet:"geo_city,optional,dict"`
+	GeoPostalCode     *string  `parquet:"geo_postal_code,optional,dict"`
+	GeoTimezone       *string  `parquet:"geo_timezone,optional,dict"`
 	GeoLatitude       *float64 `parquet:"geo_latitude,optional"`
 	GeoLongitude      *float64 `parquet:"geo_longitude,optional"`
-	UABrowser         *string  `parquet:"ua_browser,optional"`
-	UABrowserVersion  *string  `parquet:"ua_browser_version,optional"`
-	UAOS              *string  `parquet:"ua_os,optional"`
-	UAOSVersion       *string  `parquet:"ua_os_version,optional"`
-	UADeviceClass     *string  `parquet:"ua_device_class,optional"`
+	UABrowser         *string  `parquet:"ua_browser,optional,dict"`
+	UABrowserVersion  *string  `parquet:"ua_browser_version,optional,dict"`
+	UAOS              *string  `parquet:"ua_os,optional,dict"`
+	UAOSVersion       *string  `parquet:"ua_os_version,optional,dict"`
+	UADeviceClass     *string  `parquet:"ua_device_class,optional,dict"`
 	UAIsBot           *bool    `parquet:"ua_is_bot,optional"`
 	Properties        *string  `parquet:"properties,optional"`
 	Extra             *string  `parquet:"extra,optional"`
-	EventSchema       *string  `parquet:"event_schema,optional"`
+	EventSchema       *string  `parquet:"event_schema,optional,dict"`
 	Contexts          *string  `parquet:"contexts,optional"`
 	DomainUserPseudo  *string  `parquet:"domain_user_pseudo_id,optional"`
 	NetworkUserPseudo *string  `parquet:"network_user_pseudo_id,optional"`
-	SrcTopic          string   `parquet:"src_topic"`
+	SrcTopic          string   `parquet:"src_topic,dict"`
 	SrcPartition      int32    `parquet:"src_partition"`
 	SrcOffset         int64    `parquet:"src_offset"`
 	SrcIndex          int32    `parquet:"src_index"`
@@ -52,7 +52,7 @@ type EventRow struct {
 // RejectedRow is one row of the rejected output. Raw is the record value
 // as plain BYTE_ARRAY (no string annotation: it may not be text).
 type RejectedRow struct {
-	SrcTopic     string `parquet:"src_topic"`
+	SrcTopic     string `parquet:"src_topic,dict"`
 	SrcPartition int32  `parquet:"src_partition"`
 	SrcOffset    int64  `parquet:"src_offset"`
 	SrcIndex     int32  `parquet:"src_index"`

@@ -57,6 +57,13 @@ type Options struct {
 // about 370 KiB, which is what makes many partitions × hours affordable.
 const pageBufferSize = 32 << 10
 
+// dictionaryMaxBytes bounds the dictionary of each dictionary-encoded
+// column (the low-cardinality ones: names, codes and places, user-agent
+// fields; EventRow's dict tags) per row group: a column with more distinct
+// text than this in a row group goes on in PLAIN encoding, so a writer's
+// dictionaries cost at most this per column.
+const dictionaryMaxBytes = 32 << 10
+
 // openFileOverhead is the measured memory of one open writer beyond its
 // open row group (column buffers of up to a page each, page statistics,
 // dictionaries): 490-580 KiB on the heap with 64 writers of the reference
@@ -151,6 +158,7 @@ func New(store Store, opts Options) (*Sink, error) {
 			pq.CreatedBy("sluice", opts.Version, "release"),
 			pq.PageBufferSize(pageBufferSize),
 			pq.WriteBufferSize(8 << 10),
+			pq.DictionaryMaxBytes(dictionaryMaxBytes),
 		},
 	}
 	s.outputs = [2]writerSource{
