@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"math/bits"
 	"sync"
-	"unsafe"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -24,55 +23,15 @@ import (
 //
 // Both pools keep their slices in power-of-two size classes, so that a
 // batch gets a buffer that fits (a snappy batch says its decoded size).
-// They are free lists bounded in bytes, not sync.Pools: a sync.Pool is
-// emptied by every garbage collection, and under a container's memory
-// limit collections come often enough that most batches found it empty and
-// allocated anew — more garbage, more collections.
 type recordPool struct {
-	bytes freeLists[byte]
-	recs  freeLists[kgo.Record]
+	bytes [poolClasses]sync.Pool // *[]byte with cap in [2^(minClass+i), 2^(minClass+i+1))
+	recs  [poolClasses]sync.Pool // *[]kgo.Record, same classes by length
 }
 
 const (
 	minClass    = 6 // 64 records / bytes
 	poolClasses = 22
-	// Idle bytes each pool keeps at most; what is put back past that is
-	// left to the garbage collector.
-	maxIdleBytes   = 32 << 20
-	maxIdleRecords = 8 << 20
 )
-
-// freeLists are the idle slices of one pool by class.
-type freeLists[T any] struct {
-	mu   sync.Mutex
-	free [poolClasses][][]T
-	idle int64 // bytes held in free
-}
-
-func (f *freeLists[T]) get(c int) []T {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	l := f.free[c]
-	if len(l) == 0 {
-		return nil
-	}
-	s := l[len(l)-1]
-	l[len(l)-1] = nil
-	f.free[c] = l[:len(l)-1]
-	f.idle -= int64(cap(s)) * int64(unsafe.Sizeof(*new(T)))
-	return s[:0]
-}
-
-func (f *freeLists[T]) put(c int, s []T, maxIdle int64) {
-	n := int64(cap(s)) * int64(unsafe.Sizeof(*new(T)))
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.idle+n > maxIdle {
-		return
-	}
-	f.free[c] = append(f.free[c], s)
-	f.idle += n
-}
 
 var (
 	_ kgo.PoolDecompressBytes = (*recordPool)(nil)
@@ -107,8 +66,8 @@ func (p *recordPool) GetDecompressBytes(compressed []byte, codec kgo.Compression
 	if !ok {
 		return nil
 	}
-	if b := p.bytes.get(c); b != nil {
-		return b
+	if v, _ := p.bytes[c].Get().(*[]byte); v != nil {
+		return *v
 	}
 	return make([]byte, 0, 1<<(c+minClass))
 }
@@ -120,7 +79,7 @@ var xerialPrefix = []byte{130, 83, 78, 65, 80, 80, 89, 0}
 // PutDecompressBytes implements kgo.PoolDecompressBytes.
 func (p *recordPool) PutDecompressBytes(b []byte) {
 	if c, ok := classOf(cap(b)); ok {
-		p.bytes.put(c, b, maxIdleBytes)
+		p.bytes[c].Put(&b)
 	}
 }
 
@@ -130,8 +89,8 @@ func (p *recordPool) GetRecords(n int) []kgo.Record {
 	if !ok {
 		return make([]kgo.Record, 0, n)
 	}
-	if r := p.recs.get(c); r != nil {
-		return r
+	if v, _ := p.recs[c].Get().(*[]kgo.Record); v != nil {
+		return (*v)[:0]
 	}
 	return make([]kgo.Record, 0, 1<<(c+minClass))
 }
@@ -139,7 +98,6 @@ func (p *recordPool) GetRecords(n int) []kgo.Record {
 // PutRecords implements kgo.PoolRecords.
 func (p *recordPool) PutRecords(r []kgo.Record) {
 	if c, ok := classOf(cap(r)); ok {
-		clear(r[:cap(r)]) // no references to the batch it held
-		p.recs.put(c, r, maxIdleRecords)
+		p.recs[c].Put(&r)
 	}
 }
