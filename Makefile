@@ -87,7 +87,7 @@ fuzz:
 # Benchmarks per stage and end to end; BENCHMARKS.md records one run.
 bench:
 	@mkdir -p benchmarks/out
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 -timeout 30m ./benchmarks/ ./stages/... | tee benchmarks/out/bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 -timeout 90m ./benchmarks/ ./stages/... | tee benchmarks/out/bench.txt
 
 clean:
 	rm -rf bin sluice-demo benchmarks/out .tools

@@ -106,7 +106,6 @@ func (c *TwoGen[K, V]) PutOwned(k K, v V) {
 	s.mu.Unlock()
 }
 
-
 // Len is the number of entries held.
 func (c *TwoGen[K, V]) Len() int {
 	n := 0

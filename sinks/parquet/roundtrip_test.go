@@ -427,7 +427,7 @@ func dictionaryPages(t *testing.T, files []string) (dictPages, mixedChunks int) 
 						continue
 					}
 					switch es.Encoding {
-					case format.RLEDictionary, format.PlainDictionary:
+					case format.RLEDictionary:
 						dict += int(es.Count)
 					case format.Plain:
 						plain += int(es.Count)
