@@ -30,9 +30,16 @@ type TwoGen[K comparable, V any] struct {
 type shard[K comparable, V any] struct {
 	mu           sync.RWMutex
 	size         int
-	cur, prev    map[K]V
+	cur, prev    map[K]entry[K, V]
 	hits, misses atomic.Int64
 	_            [64]byte // the next shard's lock on another cache line
+}
+
+// entry is a cached value with the cache's own copy of its key, which a
+// promotion from the previous generation moves instead of copying again.
+type entry[K comparable, V any] struct {
+	k K
+	v V
 }
 
 // maxShards bounds the split; a cache of fewer than minShardSize ×
@@ -52,7 +59,7 @@ func New[K comparable, V any](size int) *TwoGen[K, V] {
 	c := &TwoGen[K, V]{seed: maphash.MakeSeed(), shards: make([]shard[K, V], n), mask: uint64(n - 1)}
 	for i := range c.shards {
 		c.shards[i].size = max(size/n, 1)
-		c.shards[i].cur = make(map[K]V)
+		c.shards[i].cur = make(map[K]entry[K, V])
 	}
 	return c
 }
@@ -68,21 +75,21 @@ func (c *TwoGen[K, V]) shard(k K) *shard[K, V] {
 func (c *TwoGen[K, V]) Get(k K) (V, bool) {
 	s := c.shard(k)
 	s.mu.RLock()
-	v, ok := s.cur[k]
+	e, ok := s.cur[k]
 	if ok {
 		s.mu.RUnlock()
 		s.hits.Add(1)
-		return v, true
+		return e.v, true
 	}
-	v, ok = s.prev[k]
+	e, ok = s.prev[k]
 	s.mu.RUnlock()
 	if !ok {
 		s.misses.Add(1)
-		return v, false
+		return e.v, false
 	}
 	s.hits.Add(1)
-	c.Put(k, v) // promoted: the key is copied like any new one
-	return v, true
+	c.PutOwned(e.k, e.v) // promoted with the cache's own key: no copy
+	return e.v, true
 }
 
 // Put caches v for k; a string key is copied (the cache never pins the
@@ -100,9 +107,9 @@ func (c *TwoGen[K, V]) PutOwned(k K, v V) {
 	s := c.shard(k)
 	s.mu.Lock()
 	if len(s.cur) >= s.size {
-		s.prev, s.cur = s.cur, make(map[K]V, s.size)
+		s.prev, s.cur = s.cur, make(map[K]entry[K, V], s.size)
 	}
-	s.cur[k] = v
+	s.cur[k] = entry[K, V]{k, v}
 	s.mu.Unlock()
 }
 

@@ -42,6 +42,19 @@ func TestTwoGenKeyIsCopied(t *testing.T) {
 	if _, ok := c.Get("abc"); !ok {
 		t.Error("cached key changed with the caller's buffer")
 	}
+	// A promotion from the previous generation keeps the cache's key,
+	// not the one the lookup was made with.
+	p := New[string, int](1)
+	p.Put("abc", 1)
+	p.Put("other", 2) // "abc" is in the previous generation now
+	q := []byte("abc")
+	if v, ok := p.Get(unsafe.String(&q[0], len(q))); !ok || v != 1 {
+		t.Fatalf("previous generation: %v %v", v, ok)
+	}
+	q[0] = 'x'
+	if v, ok := p.Get("abc"); !ok || v != 1 {
+		t.Error("a promoted key changed with the caller's buffer")
+	}
 }
 
 // TestTwoGenConcurrent is for -race: many goroutines over one cache.
