@@ -70,18 +70,28 @@ func New(opts Options) *Generator {
 
 // Append appends the next record value to dst.
 func (g *Generator) Append(dst []byte) ([]byte, Kind) {
-	g.now = g.now.Add(time.Duration(g.rng.Int64N(int64(2*g.opts.Step) + 1)))
-	r := g.rng.Float64()
-	switch {
-	case r < g.opts.BadRate:
-		return g.appendBad(dst), Bad
-	case r < g.opts.BadRate+g.opts.DupRate && len(g.recent) > 0:
-		return append(dst, g.recent[g.rng.IntN(len(g.recent))]...), Duplicate
+	if out, kind, ok := g.step(dst); ok {
+		return out, kind
 	}
 	n := len(dst)
 	dst = g.appendEvent(dst)
 	g.remember(dst[n:])
 	return dst, Valid
+}
+
+// step advances the clock and draws whether the next record is a bad one
+// or a duplicate; if so it appends it (ok), else the caller appends an
+// event.
+func (g *Generator) step(dst []byte) (_ []byte, _ Kind, ok bool) {
+	g.now = g.now.Add(time.Duration(g.rng.Int64N(int64(2*g.opts.Step) + 1)))
+	r := g.rng.Float64()
+	switch {
+	case r < g.opts.BadRate:
+		return g.appendBad(dst), Bad, true
+	case r < g.opts.BadRate+g.opts.DupRate && len(g.recent) > 0:
+		return append(dst, g.recent[g.rng.IntN(len(g.recent))]...), Duplicate, true
+	}
+	return dst, Valid, false
 }
 
 // remember keeps a copy of a valid event for later duplicates.
@@ -168,12 +178,7 @@ func (g *Generator) appendEvent(dst []byte) []byte {
 	dst = append(dst, dev.platform...)
 	dst = append(dst, '"')
 	if dev.platform == "web" {
-		page := g.pick(pages)
-		dst = append(dst, `,"page_url":"https://shop.example.com`...)
-		dst = append(dst, page...)
-		dst = append(dst, `","referrer":"`...)
-		dst = append(dst, g.pick(referrers)...)
-		dst = append(dst, '"')
+		dst = g.appendPage(dst, g.pick(pages))
 	}
 	dst = append(dst, `,"properties":`...)
 	dst = g.properties(dst, name)
@@ -183,6 +188,15 @@ func (g *Generator) appendEvent(dst []byte) []byte {
 		dst = append(dst, `.0"},"schema_version":2`...)
 	}
 	return append(dst, '}')
+}
+
+// appendPage appends the page_url of page and a referrer.
+func (g *Generator) appendPage(dst []byte, page string) []byte {
+	dst = append(dst, `,"page_url":"https://shop.example.com`...)
+	dst = append(dst, page...)
+	dst = append(dst, `","referrer":"`...)
+	dst = append(dst, g.pick(referrers)...)
+	return append(dst, '"')
 }
 
 func (g *Generator) properties(dst []byte, name string) []byte {

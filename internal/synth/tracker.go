@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
-	"time"
 )
 
 // The tracker workload: the throughput benchmark's second workload, shaped
@@ -268,13 +267,8 @@ func (t *Tracker) address() string {
 // Append appends the next record value to dst.
 func (t *Tracker) Append(dst []byte) ([]byte, Kind) {
 	g := t.g
-	g.now = g.now.Add(time.Duration(g.rng.Int64N(int64(2*g.opts.Step) + 1)))
-	r := g.rng.Float64()
-	switch {
-	case r < g.opts.BadRate:
-		return g.appendBad(dst), Bad
-	case r < g.opts.BadRate+g.opts.DupRate && len(g.recent) > 0:
-		return append(dst, g.recent[g.rng.IntN(len(g.recent))]...), Duplicate
+	if out, kind, ok := g.step(dst); ok {
+		return out, kind
 	}
 	s := &t.sessions[t.rng.IntN(len(t.sessions))]
 	if s.events > 3 && t.rng.IntN(12) == 0 {
@@ -322,11 +316,7 @@ func (t *Tracker) appendEvent(dst []byte, s *trackerSession) []byte {
 	dst = append(dst, '"')
 	page := g.pick(pages)
 	if s.dev.platform == "web" {
-		dst = append(dst, `,"page_url":"https://shop.example.com`...)
-		dst = append(dst, page...)
-		dst = append(dst, `","referrer":"`...)
-		dst = append(dst, g.pick(referrers)...)
-		dst = append(dst, '"')
+		dst = g.appendPage(dst, page)
 	}
 	dst = append(dst, `,"properties":`...)
 	dst = g.properties(dst, name)

@@ -304,7 +304,19 @@ func (s *Stage) decodeGeneral(e *pipeline.Event, raw []byte, control bool) strin
 		}
 	}
 
-	// One string holds every text field of the event.
+	var present [numFields]bool
+	for f, v := range vals {
+		present[f] = v != nil
+	}
+	s.fill(e, &spans, &present, ts, ipBytes)
+	return ""
+}
+
+// fill sets e from what a path of Decode found: the spans in the arena
+// s.scratch of its text fields, present (a field with a value, JSON null
+// being none), ts, s.props and s.extra (without its closing brace), and
+// the ip's text (nil: no ip). One string holds every text field.
+func (s *Stage) fill(e *pipeline.Event, spans *[numFields]span, present *[numFields]bool, ts int64, ip []byte) {
 	propsAt := len(s.scratch)
 	s.scratch = append(s.scratch, s.props...)
 	extraAt := len(s.scratch)
@@ -320,7 +332,7 @@ func (s *Stage) decodeGeneral(e *pipeline.Event, raw []byte, control bool) strin
 	e.EventTime = ts
 	e.Present = 0
 	for f, has := range presence {
-		if has != 0 && vals[f] != nil {
+		if has != 0 && present[f] {
 			e.Present |= has
 		}
 	}
@@ -336,15 +348,14 @@ func (s *Stage) decodeGeneral(e *pipeline.Event, raw []byte, control bool) strin
 	e.Referrer = cut(spans[fReferrer])
 	e.Properties = all[propsAt:extraAt]
 	e.Extra = all[extraAt:]
-	if ipBytes != nil {
-		// Not kept either: an Addr holds no text (a zone is copied).
-		if ip, err := netip.ParseAddr(unsafe.String(unsafe.SliceData(ipBytes), len(ipBytes))); err == nil {
-			e.IP = ip.Unmap()
+	if ip != nil {
+		// Not kept: an Addr holds no text (a zone is copied).
+		if a, err := netip.ParseAddr(unsafe.String(unsafe.SliceData(ip), len(ip))); err == nil {
+			e.IP = a.Unmap()
 		} else {
 			e.IPInvalid = true
 		}
 	}
-	return ""
 }
 
 // scanText reports whether b is valid UTF-8 and whether it holds a byte

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/bits"
-	"net/netip"
 	"strconv"
 	"time"
 	"unsafe"
@@ -175,54 +174,24 @@ func (s *Stage) decodeFast(e *pipeline.Event, raw []byte) bool {
 		return false
 	}
 
-	// One string holds every text field of the event, as in the general
-	// path.
 	s.scratch = s.scratch[:0]
-	var spans [numFields]span
+	var (
+		spans   [numFields]span
+		present [numFields]bool
+	)
 	for _, f := range [...]int{fEventID, fEvent, fSessionID, fUserAgent, fAppID, fPlatform, fPageURL, fReferrer, fUserID} {
 		if kinds[f] == kindString || kinds[f] == kindNumber {
 			spans[f] = s.add(text(f))
 		}
 	}
-	propsAt := len(s.scratch)
-	s.scratch = append(s.scratch, s.props...)
-	extraAt := len(s.scratch)
-	if len(s.extra) > 0 {
-		s.scratch = append(s.scratch, s.extra...)
-		s.scratch = append(s.scratch, '}')
+	for f, k := range kinds {
+		present[f] = k != kindAbsent && k != kindNull
 	}
-	all := string(s.scratch)
-	cut := func(sp span) string { return all[sp.off : sp.off+sp.n] }
-
-	e.EventID = cut(spans[fEventID])
-	e.EventName = cut(spans[fEvent])
-	e.EventTime = ts
-	e.Present = 0
-	for f, has := range presence {
-		if has != 0 && kinds[f] != kindAbsent && kinds[f] != kindNull {
-			e.Present |= has
-		}
-	}
-	if len(s.extra) > 0 {
-		e.Present |= pipeline.HasExtra
-	}
-	e.UserID = cut(spans[fUserID])
-	e.SessionID = cut(spans[fSessionID])
-	e.UserAgent = cut(spans[fUserAgent])
-	e.AppID = cut(spans[fAppID])
-	e.Platform = cut(spans[fPlatform])
-	e.PageURL = cut(spans[fPageURL])
-	e.Referrer = cut(spans[fReferrer])
-	e.Properties = all[propsAt:extraAt]
-	e.Extra = all[extraAt:]
+	var ip []byte
 	if kinds[fIP] == kindString {
-		b := text(fIP)
-		if ip, err := netip.ParseAddr(unsafe.String(unsafe.SliceData(b), len(b))); err == nil {
-			e.IP = ip.Unmap()
-		} else {
-			e.IPInvalid = true
-		}
+		ip = text(fIP) // never nil, "" included: not an address
 	}
+	s.fill(e, &spans, &present, ts, ip)
 	return true
 }
 
