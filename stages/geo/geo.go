@@ -353,9 +353,9 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 		if err != nil {
 			return fmt.Errorf("geo anonymize %d bits: %w", keep, err)
 		}
-		b, cached := l.blocks.Get(blk)
-		g := b.geo
-		if !cached || !b.whole {
+		bl, cached := l.blocks.Get(blk)
+		g := bl.geo
+		if !cached || !bl.whole {
 			res := l.r.Lookup(ip)
 			if err := res.Err(); err != nil {
 				return fmt.Errorf("geo lookup: %w", err)
@@ -367,8 +367,8 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 				}
 			}
 			if !cached {
-				b = block{anon: blk.Addr().String(), whole: within(blk, res.Prefix()), geo: g}
-				l.blocks.Put(blk, b)
+				bl = block{anon: blk.Addr().String(), whole: within(blk, res.Prefix()), geo: g}
+				l.blocks.Put(blk, bl)
 			}
 		}
 		if g != nil {
@@ -376,7 +376,7 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 		} else {
 			misses++
 		}
-		e.IPAnonymized = b.anon
+		e.IPAnonymized = bl.anon
 	}
 	s.db.stats.Lookups.Add(lookups)
 	s.db.stats.Misses.Add(misses)
