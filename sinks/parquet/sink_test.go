@@ -14,6 +14,7 @@ import (
 
 	pqfile "github.com/apache/arrow/go/v15/parquet/file"
 	pq "github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/sluicedata/sluice/internal/arrowread"
 	"github.com/sluicedata/sluice/pipeline"
@@ -270,6 +271,15 @@ func TestDisableRejected(t *testing.T) {
 func TestOptionsValidate(t *testing.T) {
 	if _, err := New(nil, Options{Compression: "brotli"}); err == nil {
 		t.Error("unknown codec accepted")
+	}
+	if _, err := New(nil, Options{ZstdLevel: "medium"}); err == nil || !strings.Contains(err.Error(), `zstd level "medium"`) {
+		t.Errorf("unknown zstd level: %v", err)
+	}
+	for level, want := range map[string]zstd.Level{"": zstd.SpeedFastest, "fastest": zstd.SpeedFastest, "default": zstd.SpeedDefault, "best": zstd.SpeedBestCompression} {
+		c, err := codec("zstd", level)
+		if z, ok := c.(*zstd.Codec); err != nil || !ok || z.Level != want {
+			t.Errorf("zstd level %q: %v %v", level, c, err)
+		}
 	}
 }
 

@@ -114,6 +114,28 @@ func TestBlockCacheAgreesWithLookup(t *testing.T) {
 			}
 		}
 	}
+	// Both kinds of block were met, and the second passes were answered
+	// from the cache.
+	whole, split := 0, 0
+	for _, a := range addrs {
+		keeps := []int{48, 56, 32} // the IPv6 blocks of the three settings
+		if a.Is4() {
+			keeps = []int{24, 28, 20}
+		}
+		for _, keep := range keeps {
+			p, _ := a.Prefix(keep)
+			if bl, ok := db.cur.blocks.Get(p); ok {
+				if bl.whole {
+					whole++
+				} else {
+					split++
+				}
+			}
+		}
+	}
+	if whole == 0 || split == 0 || db.cur.blocks.Hits() == 0 {
+		t.Errorf("blocks within one network %d, straddling networks %d, cache hits %d: both kinds and hits expected", whole, split, db.cur.blocks.Hits())
+	}
 }
 
 // directGeo is the geo columns of a straight lookup of a.
