@@ -13,13 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	pq "github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/gzip"
 	"github.com/parquet-go/parquet-go/compress/lz4"
 	"github.com/parquet-go/parquet-go/compress/snappy"
 	"github.com/parquet-go/parquet-go/compress/uncompressed"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/sluicedata/sluice/internal/failpoint"
 	"github.com/sluicedata/sluice/pipeline"
@@ -87,7 +87,7 @@ func (o Options) Validate() error {
 // SpeedFastest) is the default: its match tables (256 KiB) stay in a
 // core's cache where the default level's (1.25 MiB) miss, which is most
 // of zstd's cost when many files are written at once.
-var zstdLevels = map[string]zstd.Level{
+var zstdLevels = map[string]zstd.EncoderLevel{
 	"": zstd.SpeedFastest, "fastest": zstd.SpeedFastest, "default": zstd.SpeedDefault,
 	"better": zstd.SpeedBetterCompression, "best": zstd.SpeedBestCompression,
 }
@@ -99,7 +99,7 @@ func codec(name, level string) (compress.Codec, error) {
 		if !ok {
 			return nil, fmt.Errorf("zstd level %q: want fastest, default, better or best", level)
 		}
-		return &zstd.Codec{Level: l}, nil
+		return &zstdCodec{level: l}, nil
 	case "snappy":
 		return &snappy.Codec{}, nil
 	case "gzip":

@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	pqfile "github.com/apache/arrow/go/v15/parquet/file"
+	"github.com/klauspost/compress/zstd"
 	pq "github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/sluicedata/sluice/internal/arrowread"
 	"github.com/sluicedata/sluice/pipeline"
@@ -275,9 +275,9 @@ func TestOptionsValidate(t *testing.T) {
 	if _, err := New(nil, Options{ZstdLevel: "medium"}); err == nil || !strings.Contains(err.Error(), `zstd level "medium"`) {
 		t.Errorf("unknown zstd level: %v", err)
 	}
-	for level, want := range map[string]zstd.Level{"": zstd.SpeedFastest, "fastest": zstd.SpeedFastest, "default": zstd.SpeedDefault, "best": zstd.SpeedBestCompression} {
+	for level, want := range map[string]zstd.EncoderLevel{"": zstd.SpeedFastest, "fastest": zstd.SpeedFastest, "default": zstd.SpeedDefault, "best": zstd.SpeedBestCompression} {
 		c, err := codec("zstd", level)
-		if z, ok := c.(*zstd.Codec); err != nil || !ok || z.Level != want {
+		if z, ok := c.(*zstdCodec); err != nil || !ok || z.level != want {
 			t.Errorf("zstd level %q: %v %v", level, c, err)
 		}
 	}
