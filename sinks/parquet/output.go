@@ -4,24 +4,29 @@ import (
 	"bytes"
 	"io"
 	"net/netip"
-	"slices"
 	"sync"
 	"unsafe"
 
 	pq "github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
 
 	"github.com/sluicedata/sluice/pipeline"
 )
 
-// output is one of the sink's two outputs, typed by its row: the contract
-// columns of its files, how an event fills a row, and the writers and row
-// scratch its files share (pooled across files and partitions).
-type output[R any] struct {
-	columns []Column
-	fill    func(r *R, e *pipeline.Event)
-	wopts   []pq.WriterOption
-	writers sync.Pool // *pq.GenericWriter[R], closed and detached: ready for Reset
-	scratch sync.Pool // *[]R of writeChunk rows
+// output is one of the sink's two outputs: the contract columns of its
+// files, their layout, how an event becomes a row, and the file writers
+// its files share (pooled across files and partitions).
+type output struct {
+	columns   []Column
+	layout    *layout
+	add       func(w *fileWriter, e *pipeline.Event)
+	codec     compress.Codec
+	createdBy string
+	writers   sync.Pool // *fileWriter, finished: ready for reset
+}
+
+func newOutput(row any, columns []Column, add func(*fileWriter, *pipeline.Event), codec compress.Codec, createdBy string) *output {
+	return &output{columns: columns, layout: layoutOf(pq.SchemaOf(row)), add: add, codec: codec, createdBy: createdBy}
 }
 
 // rowWriter is the Parquet writer of one file, whatever its output.
@@ -45,88 +50,47 @@ type writerSource interface {
 	open(out io.Writer) rowWriter
 }
 
-func (o *output[R]) open(out io.Writer) rowWriter {
-	if w, ok := o.writers.Get().(*pq.GenericWriter[R]); ok {
-		w.Reset(out)
-		return &typedWriter[R]{o: o, w: w}
+func (o *output) open(out io.Writer) rowWriter {
+	w, _ := o.writers.Get().(*fileWriter)
+	if w == nil {
+		w = newFileWriter(o)
 	}
-	return &typedWriter[R]{o: o, w: pq.NewGenericWriter[R](out, o.wopts...)}
+	w.reset(out)
+	return w
 }
 
-// typedWriter is a rowWriter of the output of rows R.
-type typedWriter[R any] struct {
-	o *output[R]
-	w *pq.GenericWriter[R]
-}
-
-// writeChunk is how many rows go to a writer at once. parquet-go turns a
-// column's buffered values into a page only after a Write, so a Write of a
-// whole batch (thousands of rows) grows every column buffer, and the pooled
-// buffers keep that size: 10,000-row writes held ~19 MiB per partition in
-// column buffers. 128 rows of this schema are about one 32 KiB page of the
-// widest columns.
+// writeChunk is how many rows are written between checks of the row
+// group's size.
 const writeChunk = 128
 
-func (t *typedWriter[R]) write(n int, event func(i int) *pipeline.Event, full func() bool) error {
-	sp, _ := t.o.scratch.Get().(*[]R)
-	if sp == nil {
-		sp = new([]R)
-	}
-	defer t.o.scratch.Put(sp)
-	for done := 0; done < n; {
-		m := min(n-done, writeChunk)
-		rows := slices.Grow((*sp)[:0], m)[:m]
-		for j := range rows {
-			t.o.fill(&rows[j], event(done+j))
-		}
-		_, err := t.w.Write(rows)
-		clear(rows) // drop references to the batch's strings
-		*sp = rows[:0]
-		if err != nil {
-			return err
-		}
-		if full() {
-			if err := t.w.Flush(); err != nil {
-				return err
+func (w *fileWriter) write(n int, event func(i int) *pipeline.Event, full func() bool) error {
+	for i := 0; i < n; i++ {
+		w.o.add(w, event(i))
+		w.rows++
+		if (i+1)%writeChunk == 0 || i == n-1 {
+			if w.err != nil {
+				return w.err
+			}
+			if full() {
+				if err := w.endRowGroup(); err != nil {
+					return err
+				}
 			}
 		}
-		done += m
 	}
-	return nil
+	return w.err
 }
 
-func (t *typedWriter[R]) endRowGroup() error { return t.w.Flush() }
-func (t *typedWriter[R]) size() int64        { return t.w.Size() }
-
-func (t *typedWriter[R]) finish(written func() *io.SectionReader, rows int64) error {
-	if err := t.w.Close(); err != nil {
+func (w *fileWriter) finish(written func() *io.SectionReader, rows int64) error {
+	if err := w.close(); err != nil {
 		return err
 	}
-	if err := verify(written(), t.o.columns, rows); err != nil {
+	if err := verify(written(), w.o.columns, rows); err != nil {
 		return err
 	}
-	detachColumnPaths(t.w.File())
-	t.o.writers.Put(t.w)
+	w.out = nil
+	w.o.writers.Put(w)
 	return nil
-}
-
-// detachColumnPaths prepares a closed writer for Reset. parquet-go v0.32.0
-// hands the column writers' own path slices to the footer's column chunks
-// (path_in_schema), and Reset clears the footer's slices in place, so the
-// next file of the writer would name every column "" (TestColumnChunkPaths,
-// TestVerifyCatchesInvalidFiles). Giving the footer copies leaves Reset
-// nothing of the writer's to clear.
-func detachColumnPaths(f pq.FileView) {
-	if f == nil {
-		return
-	}
-	md := f.Metadata()
-	for i := range md.RowGroups {
-		for j := range md.RowGroups[i].Columns {
-			c := &md.RowGroups[i].Columns[j].MetaData
-			c.PathInSchema = slices.Clone(c.PathInSchema)
-		}
-	}
 }
 
 // staged is an event kept before its file has a writer: a copy of what

@@ -397,6 +397,9 @@ func testRoundTrip(t *testing.T, codec string, onDisk bool, seed uint64) {
 	t.Logf("%d files, %d row groups, %d event rows, %d rejected rows", len(files), rowGroups, events, rejected)
 	// The values read back above include dictionary-encoded pages (the
 	// switch to PLAIN is TestDictionaryFallback's).
+	if pages := checkStatistics(t, files); pages == 0 {
+		t.Error("no page checked")
+	}
 	if dict, _ := dictionaryPages(t, files); dict == 0 {
 		t.Errorf("no dictionary-encoded page")
 	}
@@ -488,6 +491,7 @@ func TestDictionaryFallback(t *testing.T) {
 			files = append(files, filepath.Join(dir, f.Key))
 		}
 	}
+	checkStatistics(t, files)
 	dict, mixed := dictionaryPages(t, files)
 	if dict == 0 || mixed == 0 {
 		t.Fatalf("dictionary pages %d, chunks falling back to PLAIN %d: both must be exercised", dict, mixed)

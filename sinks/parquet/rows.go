@@ -1,14 +1,16 @@
 package parquet
 
 import (
+	"unsafe"
+
 	"github.com/sluicedata/sluice/pipeline"
 )
 
-// EventRow is one row of the events output. Column names, order and types
-// are the contract of DESIGN.md ("Output"): snake_case, timestamps as INT64
-// TIMESTAMP(MILLIS, UTC-adjusted). Every optional column is a pointer, nil
-// exactly when the column is NULL: the NULL rule is sluice's (eventRow),
-// never a library's treatment of zero values.
+// EventRow declares the schema of the events output (addEvent writes its
+// rows). Column names, order and types are the contract of DESIGN.md
+// ("Output"): snake_case, timestamps as INT64 TIMESTAMP(MILLIS,
+// UTC-adjusted); optional columns are pointers; the dict tag marks the
+// dictionary-encoded columns.
 type EventRow struct {
 	EventID           string   `parquet:"event_id"`
 	EventName         string   `parquet:"event_name,dict"`
@@ -49,8 +51,9 @@ type EventRow struct {
 	SrcIndex          int32    `parquet:"src_index"`
 }
 
-// RejectedRow is one row of the rejected output. Raw is the record value
-// as plain BYTE_ARRAY (no string annotation: it may not be text).
+// RejectedRow declares the schema of the rejected output (addRejected
+// writes its rows). Raw is the record value as plain BYTE_ARRAY (no
+// string annotation: it may not be text).
 type RejectedRow struct {
 	SrcTopic     string `parquet:"src_topic,dict"`
 	SrcPartition int32  `parquet:"src_partition"`
@@ -62,79 +65,60 @@ type RejectedRow struct {
 	Raw          []byte `parquet:"raw"`
 }
 
-// eventRow fills r from e, applying the NULL rule of pipeline.Event: input
-// text is NULL when the input had no value ("" is a value), derived text
-// when it is "". The raw user id and IP are not columns: they cannot leak.
-// Pointers in r point into e, which must outlive the write.
-func eventRow(r *EventRow, e *pipeline.Event) {
-	input := func(f pipeline.Fields, s *string) *string {
-		if e.Present&f == 0 {
-			return nil
-		}
-		return s
-	}
-	*r = EventRow{
-		EventID:           e.EventID,
-		EventName:         e.EventName,
-		EventTime:         e.EventTime,
-		KafkaTime:         e.KafkaTime,
-		AppID:             input(pipeline.HasAppID, &e.AppID),
-		Platform:          input(pipeline.HasPlatform, &e.Platform),
-		SessionID:         input(pipeline.HasSessionID, &e.SessionID),
-		PageURL:           input(pipeline.HasPageURL, &e.PageURL),
-		PageReferrer:      input(pipeline.HasReferrer, &e.Referrer),
-		UserPseudoID:      derived(&e.UserPseudoID),
-		PseudoKeyID:       derived(&e.PseudoKeyID),
-		IPAnonymized:      derived(&e.IPAnonymized),
-		GeoCountryCode:    derived(&e.Geo.CountryCode),
-		GeoCountry:        derived(&e.Geo.Country),
-		GeoRegionCode:     derived(&e.Geo.RegionCode),
-		GeoRegion:         derived(&e.Geo.Region),
-		GeoCity:           derived(&e.Geo.City),
-		GeoPostalCode:     derived(&e.Geo.PostalCode),
-		GeoTimezone:       derived(&e.Geo.TimeZone),
-		UABrowser:         derived(&e.UA.Browser),
-		UABrowserVersion:  derived(&e.UA.BrowserVersion),
-		UAOS:              derived(&e.UA.OS),
-		UAOSVersion:       derived(&e.UA.OSVersion),
-		UADeviceClass:     derived(&e.UA.DeviceClass),
-		Properties:        input(pipeline.HasProperties, &e.Properties),
-		Extra:             input(pipeline.HasExtra, &e.Extra),
-		EventSchema:       input(pipeline.HasEventSchema, &e.EventSchema),
-		Contexts:          input(pipeline.HasContexts, &e.Contexts),
-		DomainUserPseudo:  derived(&e.DomainUserPseudoID),
-		NetworkUserPseudo: derived(&e.NetworkUserPseudoID),
-		SrcTopic:          e.Topic,
-		SrcPartition:      e.Partition,
-		SrcOffset:         e.Offset,
-		SrcIndex:          e.Index,
-	}
-	if e.Geo.HasLocation {
-		r.GeoLatitude = &e.Geo.Latitude
-		r.GeoLongitude = &e.Geo.Longitude
-	}
-	if e.UA.Known {
-		r.UAIsBot = &e.UA.IsBot
-	}
+// addEvent writes e as a row of the events output (EventRow's columns,
+// in order), applying the NULL rule of pipeline.Event: input text is NULL
+// when the input had no value ("" is a value), derived text when it is
+// "". The raw user id and IP are not columns: they cannot leak.
+func addEvent(w *fileWriter, e *pipeline.Event) {
+	in := func(f pipeline.Fields) bool { return e.Present&f != 0 }
+	derived := func(i int, s string) { w.str(i, s, s != "") }
+	w.str(0, e.EventID, true)
+	w.str(1, e.EventName, true)
+	w.i64(2, e.EventTime)
+	w.i64(3, e.KafkaTime)
+	w.str(4, e.AppID, in(pipeline.HasAppID))
+	w.str(5, e.Platform, in(pipeline.HasPlatform))
+	w.str(6, e.SessionID, in(pipeline.HasSessionID))
+	w.str(7, e.PageURL, in(pipeline.HasPageURL))
+	w.str(8, e.Referrer, in(pipeline.HasReferrer))
+	derived(9, e.UserPseudoID)
+	derived(10, e.PseudoKeyID)
+	derived(11, e.IPAnonymized)
+	derived(12, e.Geo.CountryCode)
+	derived(13, e.Geo.Country)
+	derived(14, e.Geo.RegionCode)
+	derived(15, e.Geo.Region)
+	derived(16, e.Geo.City)
+	derived(17, e.Geo.PostalCode)
+	derived(18, e.Geo.TimeZone)
+	w.f64(19, e.Geo.Latitude, e.Geo.HasLocation)
+	w.f64(20, e.Geo.Longitude, e.Geo.HasLocation)
+	derived(21, e.UA.Browser)
+	derived(22, e.UA.BrowserVersion)
+	derived(23, e.UA.OS)
+	derived(24, e.UA.OSVersion)
+	derived(25, e.UA.DeviceClass)
+	w.boolean(26, e.UA.IsBot, e.UA.Known)
+	w.str(27, e.Properties, in(pipeline.HasProperties))
+	w.str(28, e.Extra, in(pipeline.HasExtra))
+	w.str(29, e.EventSchema, in(pipeline.HasEventSchema))
+	w.str(30, e.Contexts, in(pipeline.HasContexts))
+	derived(31, e.DomainUserPseudoID)
+	derived(32, e.NetworkUserPseudoID)
+	w.str(33, e.Topic, true)
+	w.i32(34, e.Partition)
+	w.i64(35, e.Offset)
+	w.i32(36, e.Index)
 }
 
-// derived is a derived column's value: NULL when the derivation gave none.
-func derived(s *string) *string {
-	if *s == "" {
-		return nil
-	}
-	return s
-}
-
-func rejectedRow(r *RejectedRow, e *pipeline.Event) {
-	*r = RejectedRow{
-		SrcTopic:     e.Topic,
-		SrcPartition: e.Partition,
-		SrcOffset:    e.Offset,
-		SrcIndex:     e.Index,
-		KafkaTime:    e.KafkaTime,
-		Stage:        e.RejectStage,
-		Error:        e.RejectReason,
-		Raw:          e.Raw,
-	}
+// addRejected writes e as a row of the rejected output.
+func addRejected(w *fileWriter, e *pipeline.Event) {
+	w.str(0, e.Topic, true)
+	w.i32(1, e.Partition)
+	w.i64(2, e.Offset)
+	w.i32(3, e.Index)
+	w.i64(4, e.KafkaTime)
+	w.str(5, e.RejectStage, true)
+	w.str(6, e.RejectReason, true)
+	w.str(7, unsafe.String(unsafe.SliceData(e.Raw), len(e.Raw)), true)
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	pq "github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/gzip"
 	"github.com/parquet-go/parquet-go/compress/lz4"
@@ -52,11 +51,6 @@ type Options struct {
 	SpoolDir string
 }
 
-// pageBufferSize bounds each column's page buffer. parquet-go's default
-// (256 KiB) costs about 1.6 MiB per open file with this schema; 32 KiB
-// about 370 KiB, which is what makes many partitions × hours affordable.
-const pageBufferSize = 32 << 10
-
 // dictionaryMaxBytes bounds the dictionary of each dictionary-encoded
 // column (the low-cardinality ones: names, codes and places, user-agent
 // fields; EventRow's dict tags) per row group: a column with more distinct
@@ -64,11 +58,10 @@ const pageBufferSize = 32 << 10
 // dictionaries cost at most this per column.
 const dictionaryMaxBytes = 32 << 10
 
-// openFileOverhead is the measured memory of one open writer beyond its
-// open row group (column buffers of up to a page each, page statistics,
-// dictionaries): 490-580 KiB on the heap with 64 writers of the reference
-// events. Pending counts it so that memory_limit bounds files × partitions
-// too.
+// openFileOverhead bounds the memory of one open writer beyond its open
+// row group: a page buffer per column (up to pageBufferSize), scratch for
+// one compressed page, the dictionaries' indexes. Pending counts it so
+// that memory_limit bounds files × partitions too.
 const openFileOverhead = 512 << 10
 
 // Validate reports every problem of o at once.
@@ -117,9 +110,8 @@ func codec(name, level string) (compress.Codec, error) {
 type Sink struct {
 	store Store
 	opts  Options
-	wopts []pq.WriterOption
 	// outputs are events (0) and rejected (1).
-	outputs [2]writerSource
+	outputs [2]*output
 	rgBytes int64
 	spool   *spoolDir // nil: files are built in memory
 	// shrinkMin: Shrink leaves open row groups smaller than this
@@ -153,17 +145,11 @@ func New(store Store, opts Options) (*Sink, error) {
 		rgBytes:   rg,
 		spool:     spool,
 		shrinkMin: minShrinkRowGroup,
-		wopts: []pq.WriterOption{
-			pq.Compression(c),
-			pq.CreatedBy("sluice", opts.Version, "release"),
-			pq.PageBufferSize(pageBufferSize),
-			pq.WriteBufferSize(8 << 10),
-			pq.DictionaryMaxBytes(dictionaryMaxBytes),
-		},
 	}
-	s.outputs = [2]writerSource{
-		&output[EventRow]{columns: EventColumns, fill: eventRow, wopts: s.wopts},
-		&output[RejectedRow]{columns: RejectedColumns, fill: rejectedRow, wopts: s.wopts},
+	createdBy := "sluice version " + opts.Version + "(build release)"
+	s.outputs = [2]*output{
+		newOutput(EventRow{}, EventColumns, addEvent, c, createdBy),
+		newOutput(RejectedRow{}, RejectedColumns, addRejected, c, createdBy),
 	}
 	return s, nil
 }
@@ -321,7 +307,7 @@ func (p *Partition) openWriter(f *file) error {
 }
 
 // output is the writer source of k's output.
-func (s *Sink) output(k fileKey) writerSource {
+func (s *Sink) output(k fileKey) *output {
 	if k.rejected {
 		return s.outputs[1]
 	}

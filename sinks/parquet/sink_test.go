@@ -472,7 +472,7 @@ func TestShrinkEndsRowGroups(t *testing.T) {
 	p, _ := s.OpenPartition("events", 1)
 	var off int64
 	shrinks := 0
-	for range 40 {
+	for range 120 {
 		p.Write(eventsBatch(off, 2000))
 		off += 2000
 		before := p.Pending().Memory

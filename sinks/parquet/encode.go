@@ -1,0 +1,370 @@
+package parquet
+
+import (
+	"encoding/binary"
+	"math"
+	"math/bits"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// This file encodes column values into Parquet pages: PLAIN values, the
+// RLE/bit-packed hybrid for definition levels and dictionary indexes,
+// and the statistics of each page. It knows nothing of files (file.go).
+
+// kind is a column's physical type.
+type kind uint8
+
+const (
+	kindBytes kind = iota // BYTE_ARRAY
+	kindInt32
+	kindInt64
+	kindDouble
+	kindBool
+)
+
+// Page limits: a column's open page is encoded once its values take
+// pageBufferSize bytes (dictionary indexes count 4 bytes each) or it
+// holds maxPageValues values.
+const (
+	pageBufferSize = 32 << 10
+	maxPageValues  = 8192
+)
+
+// maxStatBytes: a page's or column chunk's min and max values are written
+// exactly when both are at most this long, else left out (a truncated
+// bound in the statistics would be read as exact). The column index
+// carries truncated bounds (columnIndexBytes), which its readers expect.
+const (
+	maxStatBytes     = 256
+	columnIndexBytes = 16
+)
+
+// stats are the bounds and null count of values. Bounds of BYTE_ARRAY
+// columns are copies of the values (compared as unsigned bytes, Parquet's
+// order for strings and binary); of numbers, the numbers (signed; doubles
+// without NaN); of booleans, 0 and 1.
+type stats struct {
+	has        bool
+	min, max   []byte
+	imin, imax int64
+	fmin, fmax float64
+	nulls      int64
+}
+
+func (s *stats) reset() {
+	s.has, s.nulls = false, 0
+	s.min, s.max = s.min[:0], s.max[:0]
+}
+
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+func (s *stats) str(v string) {
+	switch {
+	case !s.has:
+		s.has = true
+		s.min = append(s.min[:0], v...)
+		s.max = append(s.max[:0], v...)
+	case v < view(s.min):
+		s.min = append(s.min[:0], v...)
+	case v > view(s.max):
+		s.max = append(s.max[:0], v...)
+	}
+}
+
+func (s *stats) int(v int64) {
+	if !s.has {
+		s.has, s.imin, s.imax = true, v, v
+		return
+	}
+	s.imin, s.imax = min(s.imin, v), max(s.imax, v)
+}
+
+func (s *stats) float(v float64) {
+	if v != v { // NaN orders nowhere: not a bound
+		return
+	}
+	if !s.has {
+		s.has, s.fmin, s.fmax = true, v, v
+		return
+	}
+	s.fmin, s.fmax = min(s.fmin, v), max(s.fmax, v)
+}
+
+// merge adds the bounds and nulls of o (a page) to s (its chunk).
+func (s *stats) merge(o *stats, k kind) {
+	s.nulls += o.nulls
+	if !o.has {
+		return
+	}
+	switch k {
+	case kindBytes:
+		s.str(view(o.min))
+		s.str(view(o.max))
+	case kindDouble:
+		s.float(o.fmin)
+		s.float(o.fmax)
+	default:
+		s.int(o.imin)
+		s.int(o.imax)
+	}
+}
+
+// bounds are the PLAIN encodings of the min and max (without the length
+// of a BYTE_ARRAY; "" may be nil), in buf for numbers; nil when !s.has.
+func (s *stats) bounds(k kind, buf []byte) (lo, hi []byte) {
+	if !s.has {
+		return nil, nil
+	}
+	buf = buf[:0]
+	switch k {
+	case kindBytes:
+		return s.min, s.max
+	case kindInt32:
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(s.imin))
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(s.imax))
+		return buf[:4:4], buf[4:8]
+	case kindInt64:
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(s.imin))
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(s.imax))
+		return buf[:8:8], buf[8:16]
+	case kindDouble:
+		// Parquet's rule for zeros: a min of ±0 is written -0, a max +0.
+		lo, hi := s.fmin, s.fmax
+		if lo == 0 {
+			lo = math.Copysign(0, -1)
+		}
+		if hi == 0 {
+			hi = 0
+		}
+		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(lo))
+		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(hi))
+		return buf[:8:8], buf[8:16]
+	default: // kindBool
+		buf = append(buf, byte(s.imin), byte(s.imax))
+		return buf[:1:1], buf[1:2]
+	}
+}
+
+// statistics is s as Parquet statistics: the null count, and the bounds
+// when they are short enough to write exactly.
+func (s *stats) statistics(k kind, buf []byte) format.Statistics {
+	st := format.Statistics{NullCount: s.nulls}
+	lo, hi := s.bounds(k, buf)
+	if s.has && len(lo) <= maxStatBytes && len(hi) <= maxStatBytes {
+		st.MinValue = append([]byte{}, lo...)
+		st.MaxValue = append([]byte{}, hi...)
+	}
+	return st
+}
+
+// truncMin is a lower bound of v of at most n bytes: a prefix, cut where
+// no UTF-8 sequence is split (a prefix orders before v).
+func truncMin(v []byte, n int) []byte {
+	if len(v) <= n {
+		return v
+	}
+	for n > 0 && v[n]&0xc0 == 0x80 {
+		n--
+	}
+	return v[:n]
+}
+
+// truncMax is an upper bound of v of at most n bytes: a prefix whose last
+// byte, an ASCII character below DEL, is incremented (so it orders after
+// v and stays valid UTF-8); v itself when there is no such prefix.
+func truncMax(v []byte, n int) []byte {
+	if len(v) <= n {
+		return v
+	}
+	for i := n - 1; i >= 0; i-- {
+		if v[i] < 0x7f {
+			out := append([]byte(nil), v[:i+1]...)
+			out[i]++
+			return out
+		}
+	}
+	return v
+}
+
+// bitWidth is the bits needed for values 0..n-1 (at least 1).
+func bitWidth(n int) uint {
+	if n <= 2 {
+		return 1
+	}
+	return uint(bits.Len(uint(n - 1)))
+}
+
+// appendHybrid appends v (values below 1<<w) in the RLE/bit-packed hybrid
+// encoding: runs of one value as RLE runs, the rest bit-packed in groups
+// of eight (the last group padded with zeros: readers stop at the page's
+// value count).
+func appendHybrid[T byte | int32](dst []byte, v []T, w uint) []byte {
+	// A run shorter than this is cheaper left in a bit-packed run.
+	minRun := max(8, 64/int(w))
+	runAt := func(i int) int {
+		j := i + 1
+		for j < len(v) && v[j] == v[i] {
+			j++
+		}
+		return j - i
+	}
+	for i := 0; i < len(v); {
+		if r := runAt(i); r >= minRun || i+r == len(v) {
+			dst = binary.AppendUvarint(dst, uint64(r)<<1)
+			x := uint32(v[i])
+			for b := uint(0); b < w; b += 8 {
+				dst = append(dst, byte(x>>b))
+			}
+			i += r
+			continue
+		}
+		start, groups := i, 0
+		for {
+			i += 8
+			groups++
+			if i >= len(v) || runAt(i) >= minRun {
+				break
+			}
+		}
+		dst = binary.AppendUvarint(dst, uint64(groups)<<1|1)
+		var acc uint64
+		var n uint
+		for j := start; j < start+groups*8; j++ {
+			if j < len(v) {
+				acc |= uint64(uint32(v[j])) << n
+			}
+			n += w
+			for n >= 8 {
+				dst = append(dst, byte(acc))
+				acc >>= 8
+				n -= 8
+			}
+		}
+		i = min(i, len(v))
+	}
+	return dst
+}
+
+// appendBools appends v (0 or 1 each) as PLAIN booleans: bits, first value
+// in the lowest bit.
+func appendBools(dst []byte, v []byte) []byte {
+	for i := 0; i < len(v); i += 8 {
+		var b byte
+		for j := i; j < min(i+8, len(v)); j++ {
+			b |= v[j] << (j - i)
+		}
+		dst = append(dst, b)
+	}
+	return dst
+}
+
+// dictionary is a column's dictionary of one row group: its distinct
+// values in PLAIN encoding (the dictionary page's body) and their indexes.
+type dictionary struct {
+	index map[string]int32
+	plain []byte
+	pos   []int32 // where value i starts in plain (after its length)
+	// The value added last, for runs of one value.
+	last    string
+	lastIdx int32
+	// seen[i] is the stamp of the page that last held value i.
+	seen  []int32
+	stamp int32
+}
+
+func (d *dictionary) reset() {
+	clear(d.index)
+	d.plain, d.pos, d.last = d.plain[:0], d.pos[:0], ""
+	clear(d.seen)
+	d.seen = d.seen[:0]
+}
+
+func (d *dictionary) value(i int32) string {
+	p := d.pos[i]
+	n := int32(binary.LittleEndian.Uint32(d.plain[p-4:]))
+	return view(d.plain[p : p+n])
+}
+
+// lookup returns v's index, adding v unless that would take the
+// dictionary past maxBytes (then ok is false).
+func (d *dictionary) lookup(v string, maxBytes int) (idx int32, ok bool) {
+	if len(d.pos) > 0 && v == d.last {
+		return d.lastIdx, true
+	}
+	idx, ok = d.index[v]
+	if !ok {
+		if len(d.plain)+4+len(v) > maxBytes {
+			return 0, false
+		}
+		if d.index == nil {
+			d.index = make(map[string]int32)
+		}
+		idx = int32(len(d.pos))
+		d.plain = binary.LittleEndian.AppendUint32(d.plain, uint32(len(v)))
+		d.pos = append(d.pos, int32(len(d.plain)))
+		d.plain = append(d.plain, v...)
+		d.seen = append(d.seen, 0)
+		v = strings.Clone(v)
+		d.index[v] = idx
+	}
+	d.last, d.lastIdx = d.value(idx), idx
+	return idx, true
+}
+
+// pageStats adds to s the bounds of the distinct values of a page's
+// indexes: each distinct value compared once.
+func (d *dictionary) pageStats(idx []int32, s *stats) {
+	d.stamp++
+	for _, i := range idx {
+		if d.seen[i] != d.stamp {
+			d.seen[i] = d.stamp
+			s.str(d.value(i))
+		}
+	}
+}
+
+// blockSize is the size of the blocks that hold a row group's encoded
+// pages: pooled across writers, so that a writer between row groups holds
+// none and a growing column chunk is never copied.
+const blockSize = 64 << 10
+
+var blocks = sync.Pool{New: func() any { return new([blockSize]byte) }}
+
+// blockBuf is bytes appended into pooled blocks.
+type blockBuf struct {
+	blocks []*[blockSize]byte
+	n      int // bytes in all blocks
+}
+
+func (b *blockBuf) Len() int { return b.n }
+
+func (b *blockBuf) append(p []byte) {
+	for len(p) > 0 {
+		at := b.n % blockSize
+		if at == 0 && b.n/blockSize == len(b.blocks) {
+			b.blocks = append(b.blocks, blocks.Get().(*[blockSize]byte))
+		}
+		k := copy(b.blocks[b.n/blockSize][at:], p)
+		p, b.n = p[k:], b.n+k
+	}
+}
+
+// writeTo gives the bytes to put, block by block.
+func (b *blockBuf) writeTo(put func([]byte)) {
+	for i, blk := range b.blocks {
+		put(blk[:min(blockSize, b.n-i*blockSize)])
+	}
+}
+
+// release gives the blocks back to the pool.
+func (b *blockBuf) release() {
+	for i, blk := range b.blocks {
+		blocks.Put(blk)
+		b.blocks[i] = nil
+	}
+	b.blocks, b.n = b.blocks[:0], 0
+}

@@ -1,0 +1,162 @@
+package parquet
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// decodeHybrid is the RLE/bit-packed hybrid decoder of the Parquet spec,
+// written from the spec for the test: n values of width w.
+func decodeHybrid(t *testing.T, b []byte, w uint, n int) []int32 {
+	t.Helper()
+	var out []int32
+	for len(out) < n {
+		h, k := binary.Uvarint(b)
+		if k <= 0 {
+			t.Fatalf("bad run header after %d values", len(out))
+		}
+		b = b[k:]
+		if h&1 == 0 { // RLE run
+			var v uint32
+			for i := uint(0); i < (w+7)/8; i++ {
+				v |= uint32(b[i]) << (8 * i)
+			}
+			b = b[(w+7)/8:]
+			for range h >> 1 {
+				out = append(out, int32(v))
+			}
+			continue
+		}
+		groups := int(h >> 1)
+		nbytes := groups * int(w)
+		if nbytes > len(b) {
+			t.Fatalf("bit-packed run of %d groups past the end", groups)
+		}
+		for i := 0; i < groups*8; i++ {
+			var v uint32
+			for j := uint(0); j < w; j++ {
+				bit := uint(i)*w + j
+				v |= uint32(b[bit/8]>>(bit%8)&1) << j
+			}
+			out = append(out, int32(v))
+		}
+		b = b[nbytes:]
+	}
+	if len(b) != 0 {
+		t.Fatalf("%d bytes left", len(b))
+	}
+	return out[:n]
+}
+
+func TestHybridRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	for iter := range 3000 {
+		w := uint(1 + r.IntN(20))
+		n := r.IntN(3000)
+		if iter%10 == 0 {
+			n = r.IntN(20)
+		}
+		v := make([]int32, 0, n)
+		for len(v) < n {
+			x := int32(r.Uint32() & (1<<w - 1))
+			run := 1
+			if r.IntN(3) == 0 {
+				run = 1 + r.IntN(200)
+			}
+			for i := 0; i < run && len(v) < n; i++ {
+				v = append(v, x)
+			}
+		}
+		enc := appendHybrid(nil, v, w)
+		if got := decodeHybrid(t, enc, w, n); !slicesEqual(got, v) {
+			t.Fatalf("width %d, %d values: decoded differently", w, n)
+		}
+		levels := make([]byte, n)
+		for i := range levels {
+			levels[i] = byte(v[i] & 1)
+		}
+		enc = appendHybrid(nil, levels, 1)
+		got := decodeHybrid(t, enc, 1, n)
+		for i := range levels {
+			if got[i] != int32(levels[i]) {
+				t.Fatalf("levels: value %d differs", i)
+			}
+		}
+	}
+	// Runs stay runs: a page of one level is a few bytes.
+	if enc := appendHybrid(nil, bytes.Repeat([]byte{1}, 8192), 1); len(enc) > 4 {
+		t.Errorf("8192 equal levels in %d bytes", len(enc))
+	}
+}
+
+func slicesEqual(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestBoolsPlain(t *testing.T) {
+	v := []byte{1, 0, 1, 1, 0, 0, 0, 0, 1, 1}
+	if got := appendBools(nil, v); !bytes.Equal(got, []byte{0b1101, 0b11}) {
+		t.Errorf("%08b", got)
+	}
+}
+
+// The column index's truncated bounds still bound the value, are at most
+// columnIndexBytes long and stay valid UTF-8.
+func TestTruncatedBounds(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	alphabet := []string{"a", "z", "~", "\x7f", "é", "€", "😀", "\xff"}
+	for range 20000 {
+		var sb strings.Builder
+		for range r.IntN(30) {
+			sb.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		v := []byte(sb.String())
+		lo, hi := truncMin(v, columnIndexBytes), truncMax(v, columnIndexBytes)
+		if bytes.Compare(lo, v) > 0 || !bytes.HasPrefix(v, lo) || len(lo) > columnIndexBytes {
+			t.Fatalf("min %q of %q", lo, v)
+		}
+		if bytes.Compare(hi, v) < 0 || (len(hi) > columnIndexBytes && !bytes.Equal(hi, v)) {
+			t.Fatalf("max %q of %q", hi, v)
+		}
+		if utf8.Valid(v) && (!utf8.Valid(lo) || !utf8.Valid(hi)) {
+			t.Fatalf("bounds %q %q of %q not UTF-8", lo, hi, v)
+		}
+	}
+}
+
+func TestStatsDoubles(t *testing.T) {
+	var s stats
+	for _, v := range []float64{math.NaN(), 0, 2.5, math.Copysign(0, -1)} {
+		s.float(v)
+	}
+	lo, hi := s.bounds(kindDouble, nil)
+	if l := math.Float64frombits(binary.LittleEndian.Uint64(lo)); l != 0 || !math.Signbit(l) {
+		t.Errorf("min %v: want -0", l)
+	}
+	if h := math.Float64frombits(binary.LittleEndian.Uint64(hi)); h != 2.5 {
+		t.Errorf("max %v", h)
+	}
+	var z stats
+	z.float(math.Copysign(0, -1))
+	if _, hi := z.bounds(kindDouble, nil); math.Signbit(math.Float64frombits(binary.LittleEndian.Uint64(hi))) {
+		t.Error("max of zeros must be +0")
+	}
+	var n stats
+	n.float(math.NaN())
+	if lo, _ := n.bounds(kindDouble, nil); lo != nil {
+		t.Error("NaN only: no bounds")
+	}
+}

@@ -1,0 +1,488 @@
+package parquet
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+
+	pq "github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// sluice writes its Parquet files itself (this file and encode.go): a flat
+// schema of required and optional leaves, DATA_PAGE_V2 pages, PLAIN
+// values or RLE_DICTIONARY indexes, statistics, and the page index. The
+// schema is declared once, by the row structs of rows.go (parquet-go's
+// schema of them gives the file's schema elements and column orders), and
+// parquet-go's format package and thrift encoder write the metadata. What
+// parquet-go's general writer spent per value — reflection over row
+// structs, per-value column buffers, a dictionary map per value, bounds
+// recomputed per page — is the work this writer does not do.
+
+// colSpec is one leaf column of a layout.
+type colSpec struct {
+	name     string
+	kind     kind
+	ptype    format.Type
+	optional bool
+	dict     bool // dictionary-encoded (the row struct's dict tag)
+}
+
+// layout is an output's file schema.
+type layout struct {
+	cols   []colSpec
+	schema []format.SchemaElement
+	orders []format.ColumnOrder
+}
+
+// layoutOf derives the layout from parquet-go's schema of a row struct:
+// the same schema elements parquet-go's writer would write (less the
+// type_length it sets on numbers, which Parquet defines only for fixed-
+// length byte arrays).
+func layoutOf(s *pq.Schema) *layout {
+	fields := s.Fields()
+	l := &layout{schema: []format.SchemaElement{{Name: s.Name(), NumChildren: thrift.New(int32(len(fields)))}}}
+	for _, f := range fields {
+		t := f.Type()
+		if !f.Leaf() || f.Repeated() || t.PhysicalType() == nil {
+			panic(fmt.Sprintf("parquet: column %s: only flat required or optional columns", f.Name()))
+		}
+		c := colSpec{name: f.Name(), ptype: *t.PhysicalType(), optional: f.Optional()}
+		switch t.Kind() {
+		case pq.ByteArray:
+			c.kind = kindBytes
+		case pq.Int32:
+			c.kind = kindInt32
+		case pq.Int64:
+			c.kind = kindInt64
+		case pq.Double:
+			c.kind = kindDouble
+		case pq.Boolean:
+			c.kind = kindBool
+		default:
+			panic(fmt.Sprintf("parquet: column %s: type %s not written", f.Name(), t))
+		}
+		if e := f.Encoding(); e != nil && e.Encoding() == format.RLEDictionary {
+			if c.kind != kindBytes {
+				panic(fmt.Sprintf("parquet: column %s: dictionaries are for byte arrays", f.Name()))
+			}
+			c.dict = true
+		}
+		rep := format.Required
+		if c.optional {
+			rep = format.Optional
+		}
+		e := format.SchemaElement{Name: c.name, Type: thrift.New(c.ptype), RepetitionType: thrift.New(rep)}
+		if lt := t.LogicalType(); lt != nil {
+			e.LogicalType = *lt
+		}
+		if ct := t.ConvertedType(); ct != nil {
+			e.ConvertedType = thrift.New(*ct)
+		}
+		l.cols = append(l.cols, c)
+		l.schema = append(l.schema, e)
+		l.orders = append(l.orders, *t.ColumnOrder())
+	}
+	return l
+}
+
+// column is the state of one column in a file writer: its open page and
+// what its open row group holds.
+type column struct {
+	spec *colSpec
+
+	// The open page: definition levels (optional columns), PLAIN values
+	// or dictionary indexes, and the values' statistics.
+	defs     []byte
+	vals     []byte
+	idx      []int32
+	n, nulls int
+	page     stats
+
+	// The open row group.
+	useDict bool // still dictionary-encoding (until the dictionary is full)
+	dict    dictionary
+	chunk   blockBuf // encoded data pages, headers included
+	locs    []format.PageLocation
+	index   format.ColumnIndex
+	rows    int64
+	st      stats
+	rawSize int64 // headers plus uncompressed pages
+	dictPgs int32
+	plain   int32
+}
+
+func (c *column) pageBytes() int { return len(c.vals) + 4*len(c.idx) }
+
+// fileWriter writes one file of an output. It implements rowWriter.
+type fileWriter struct {
+	o    *output
+	out  io.Writer
+	off  int64 // bytes written to out
+	err  error // the first error: the file is lost
+	cols []column
+	rows int64 // of the open row group
+	all  int64 // of the file
+
+	rowGroups []format.RowGroup
+	indexes   []format.ColumnIndex // per row group and column
+	offsets   []format.OffsetIndex
+
+	// Scratch.
+	levels, body, packed, comp, bounds []byte
+	meta                               bytes.Buffer
+	enc                                *thrift.Encoder
+}
+
+func newFileWriter(o *output) *fileWriter {
+	w := &fileWriter{o: o, cols: make([]column, len(o.layout.cols))}
+	for i := range w.cols {
+		w.cols[i].spec = &o.layout.cols[i]
+		w.cols[i].useDict = w.cols[i].spec.dict
+	}
+	w.enc = thrift.NewEncoder(new(thrift.CompactProtocol).NewWriter(&w.meta))
+	return w
+}
+
+// reset readies a finished writer for the file out.
+func (w *fileWriter) reset(out io.Writer) {
+	w.out, w.off, w.err, w.rows, w.all = out, 0, nil, 0, 0
+	w.rowGroups, w.indexes, w.offsets = nil, nil, nil
+}
+
+func (w *fileWriter) codec() compress.Codec { return w.o.codec }
+
+func (w *fileWriter) value(c *column, ok bool) bool {
+	c.n++
+	if c.spec.optional {
+		d := byte(0)
+		if ok {
+			d = 1
+		}
+		c.defs = append(c.defs, d)
+	} else if !ok {
+		panic("parquet: NULL in required column " + c.spec.name)
+	}
+	if !ok {
+		c.nulls++
+	}
+	return ok
+}
+
+func (w *fileWriter) full(c *column) {
+	if c.pageBytes() >= pageBufferSize || c.n >= maxPageValues {
+		w.encodePage(c)
+	}
+}
+
+// str appends a BYTE_ARRAY value (NULL when !ok).
+func (w *fileWriter) str(i int, v string, ok bool) {
+	c := &w.cols[i]
+	if c.spec.kind != kindBytes {
+		panic("parquet: column " + c.spec.name + " is not a byte array")
+	}
+	if w.value(c, ok) {
+		if c.useDict {
+			idx, added := c.dict.lookup(v, dictionaryMaxBytes)
+			if added {
+				c.idx = append(c.idx, idx)
+			} else {
+				// The dictionary is full: its pages end here, PLAIN
+				// pages follow for the rest of the row group.
+				c.n--
+				if c.spec.optional {
+					c.defs = c.defs[:len(c.defs)-1]
+				}
+				w.encodePage(c)
+				c.useDict = false
+				w.value(c, true)
+			}
+		}
+		if !c.useDict {
+			c.vals = binary.LittleEndian.AppendUint32(c.vals, uint32(len(v)))
+			c.vals = append(c.vals, v...)
+			c.page.str(v)
+		}
+	}
+	w.full(c)
+}
+
+// i64 appends an INT64 value.
+func (w *fileWriter) i64(i int, v int64) {
+	c := &w.cols[i]
+	if c.spec.kind != kindInt64 {
+		panic("parquet: column " + c.spec.name + " is not INT64")
+	}
+	w.value(c, true)
+	c.vals = binary.LittleEndian.AppendUint64(c.vals, uint64(v))
+	c.page.int(v)
+	w.full(c)
+}
+
+// i32 appends an INT32 value.
+func (w *fileWriter) i32(i int, v int32) {
+	c := &w.cols[i]
+	if c.spec.kind != kindInt32 {
+		panic("parquet: column " + c.spec.name + " is not INT32")
+	}
+	w.value(c, true)
+	c.vals = binary.LittleEndian.AppendUint32(c.vals, uint32(v))
+	c.page.int(int64(v))
+	w.full(c)
+}
+
+// f64 appends a DOUBLE value (NULL when !ok).
+func (w *fileWriter) f64(i int, v float64, ok bool) {
+	c := &w.cols[i]
+	if c.spec.kind != kindDouble {
+		panic("parquet: column " + c.spec.name + " is not DOUBLE")
+	}
+	if w.value(c, ok) {
+		c.vals = binary.LittleEndian.AppendUint64(c.vals, math.Float64bits(v))
+		c.page.float(v)
+	}
+	w.full(c)
+}
+
+// boolean appends a BOOLEAN value (NULL when !ok).
+func (w *fileWriter) boolean(i int, v bool, ok bool) {
+	c := &w.cols[i]
+	if c.spec.kind != kindBool {
+		panic("parquet: column " + c.spec.name + " is not BOOLEAN")
+	}
+	if w.value(c, ok) {
+		b := byte(0)
+		if v {
+			b = 1
+		}
+		c.vals = append(c.vals, b)
+		c.page.int(int64(b))
+	}
+	w.full(c)
+}
+
+// header encodes h into w.meta (reset first).
+func (w *fileWriter) header(h any) {
+	w.meta.Reset()
+	if err := w.enc.Encode(h); err != nil && w.err == nil {
+		w.err = fmt.Errorf("encode page header: %w", err)
+	}
+}
+
+// encodePage turns c's open page into a data page of its row group.
+func (w *fileWriter) encodePage(c *column) {
+	if c.n == 0 {
+		return
+	}
+	enc := format.Plain
+	body := c.vals
+	switch {
+	case c.useDict:
+		enc = format.RLEDictionary
+		c.dict.pageStats(c.idx, &c.page)
+		bw := bitWidth(len(c.dict.pos))
+		w.body = appendHybrid(append(w.body[:0], byte(bw)), c.idx, bw)
+		body = w.body
+		c.dictPgs++
+	case c.spec.kind == kindBool:
+		w.body = appendBools(w.body[:0], c.vals)
+		body = w.body
+		c.plain++
+	default:
+		c.plain++
+	}
+	c.page.nulls = int64(c.nulls)
+	w.levels = w.levels[:0]
+	if c.spec.optional {
+		w.levels = appendHybrid(w.levels, c.defs, 1)
+	}
+	comp, err := w.codec().Encode(w.comp[:0], body)
+	if err != nil && w.err == nil {
+		w.err = fmt.Errorf("compress page of %s: %w", c.spec.name, err)
+	}
+	w.comp = comp
+	h := format.PageHeader{
+		Type:                 format.DataPageV2,
+		UncompressedPageSize: int32(len(w.levels) + len(body)),
+		CompressedPageSize:   int32(len(w.levels) + len(comp)),
+		DataPageHeaderV2: thrift.New(format.DataPageHeaderV2{
+			NumValues:                  int32(c.n),
+			NumNulls:                   int32(c.nulls),
+			NumRows:                    int32(c.n),
+			Encoding:                   enc,
+			DefinitionLevelsByteLength: int32(len(w.levels)),
+			IsCompressed:               thrift.New(true),
+			Statistics:                 c.page.statistics(c.spec.kind, w.bounds),
+		}),
+	}
+	w.header(&h)
+	c.locs = append(c.locs, format.PageLocation{Offset: int64(c.chunk.Len()), CompressedPageSize: int32(w.meta.Len()) + h.CompressedPageSize, FirstRowIndex: c.rows})
+	c.chunk.append(w.meta.Bytes())
+	c.chunk.append(w.levels)
+	c.chunk.append(comp)
+	c.rawSize += int64(w.meta.Len()) + int64(h.UncompressedPageSize)
+
+	lo, hi := c.page.bounds(c.spec.kind, w.bounds)
+	c.index.NullPages = append(c.index.NullPages, !c.page.has)
+	c.index.NullCounts = append(c.index.NullCounts, int64(c.nulls))
+	if c.spec.kind == kindBytes {
+		lo, hi = truncMin(lo, columnIndexBytes), truncMax(hi, columnIndexBytes)
+	}
+	c.index.MinValues = append(c.index.MinValues, append([]byte{}, lo...))
+	c.index.MaxValues = append(c.index.MaxValues, append([]byte{}, hi...))
+
+	c.st.merge(&c.page, c.spec.kind)
+	c.rows += int64(c.n)
+	c.page.reset()
+	c.defs, c.vals, c.idx = c.defs[:0], c.vals[:0], c.idx[:0]
+	c.n, c.nulls = 0, 0
+}
+
+func (w *fileWriter) put(p []byte) {
+	if w.err != nil {
+		return
+	}
+	n, err := w.out.Write(p)
+	w.off += int64(n)
+	if err != nil {
+		w.err = err
+	}
+}
+
+var magic = []byte("PAR1")
+
+// endRowGroup writes the open row group: per column its dictionary page,
+// then its data pages.
+func (w *fileWriter) endRowGroup() error {
+	if w.rows == 0 || w.err != nil {
+		return w.err
+	}
+	if w.off == 0 {
+		w.put(magic)
+	}
+	rg := format.RowGroup{NumRows: w.rows, FileOffset: w.off, Ordinal: int16(len(w.rowGroups))}
+	for i := range w.cols {
+		c := &w.cols[i]
+		w.encodePage(c)
+		start := w.off
+		md := format.ColumnMetaData{
+			Type:         c.spec.ptype,
+			PathInSchema: []string{c.spec.name},
+			Codec:        w.codec().CompressionCodec(),
+			NumValues:    c.rows,
+		}
+		if c.spec.optional {
+			md.Encoding = append(md.Encoding, format.RLE)
+		}
+		if c.dictPgs > 0 {
+			comp, err := w.codec().Encode(w.comp[:0], c.dict.plain)
+			if err != nil && w.err == nil {
+				w.err = fmt.Errorf("compress dictionary of %s: %w", c.spec.name, err)
+			}
+			w.comp = comp
+			h := format.PageHeader{
+				Type:                 format.DictionaryPage,
+				UncompressedPageSize: int32(len(c.dict.plain)),
+				CompressedPageSize:   int32(len(comp)),
+				DictionaryPageHeader: thrift.New(format.DictionaryPageHeader{NumValues: int32(len(c.dict.pos)), Encoding: format.Plain}),
+			}
+			w.header(&h)
+			c.rawSize += int64(w.meta.Len() + len(c.dict.plain))
+			w.put(w.meta.Bytes())
+			w.put(comp)
+			md.DictionaryPageOffset = start
+			md.Encoding = append(md.Encoding, format.Plain, format.RLEDictionary)
+			md.EncodingStats = append(md.EncodingStats,
+				format.PageEncodingStats{PageType: format.DictionaryPage, Encoding: format.Plain, Count: 1},
+				format.PageEncodingStats{PageType: format.DataPageV2, Encoding: format.RLEDictionary, Count: c.dictPgs})
+		}
+		if c.plain > 0 {
+			if c.dictPgs == 0 {
+				md.Encoding = append(md.Encoding, format.Plain)
+			}
+			md.EncodingStats = append(md.EncodingStats, format.PageEncodingStats{PageType: format.DataPageV2, Encoding: format.Plain, Count: c.plain})
+		}
+		md.DataPageOffset = w.off
+		for j := range c.locs {
+			c.locs[j].Offset += w.off
+		}
+		c.chunk.writeTo(w.put)
+		md.TotalUncompressedSize = c.rawSize
+		md.TotalCompressedSize = w.off - start
+		md.Statistics = c.st.statistics(c.spec.kind, w.bounds)
+		rg.Columns = append(rg.Columns, format.ColumnChunk{FileOffset: start, MetaData: md})
+		rg.TotalByteSize += c.rawSize
+		rg.TotalCompressedSize += md.TotalCompressedSize
+		w.indexes = append(w.indexes, c.index)
+		w.offsets = append(w.offsets, format.OffsetIndex{PageLocations: c.locs})
+
+		// Ready for the next row group.
+		c.index, c.locs = format.ColumnIndex{}, nil
+		c.chunk.release()
+		c.rows, c.rawSize, c.dictPgs, c.plain = 0, 0, 0, 0
+		c.st.reset()
+		c.dict.reset()
+		c.useDict = c.spec.dict
+	}
+	w.rowGroups = append(w.rowGroups, rg)
+	w.all += w.rows
+	w.rows = 0
+	return w.err
+}
+
+// size is the bytes written plus those of the open row group.
+func (w *fileWriter) size() int64 {
+	n := w.off
+	for i := range w.cols {
+		c := &w.cols[i]
+		n += int64(c.chunk.Len() + c.pageBytes() + len(c.defs) + len(c.dict.plain))
+	}
+	return n
+}
+
+// close writes the open row group, the page index and the footer.
+func (w *fileWriter) close() error {
+	if err := w.endRowGroup(); err != nil {
+		return err
+	}
+	if w.off == 0 {
+		w.put(magic)
+	}
+	k := 0
+	for g := range w.rowGroups {
+		for i := range w.rowGroups[g].Columns {
+			cc := &w.rowGroups[g].Columns[i]
+			w.header(&w.indexes[k])
+			cc.ColumnIndexOffset, cc.ColumnIndexLength = w.off, int32(w.meta.Len())
+			w.put(w.meta.Bytes())
+			k++
+		}
+	}
+	k = 0
+	for g := range w.rowGroups {
+		for i := range w.rowGroups[g].Columns {
+			cc := &w.rowGroups[g].Columns[i]
+			w.header(&w.offsets[k])
+			cc.OffsetIndexOffset, cc.OffsetIndexLength = w.off, int32(w.meta.Len())
+			w.put(w.meta.Bytes())
+			k++
+		}
+	}
+	w.header(&format.FileMetaData{
+		Version:      2,
+		Schema:       w.o.layout.schema,
+		NumRows:      w.all,
+		RowGroups:    w.rowGroups,
+		CreatedBy:    w.o.createdBy,
+		ColumnOrders: w.o.layout.orders,
+	})
+	n := w.meta.Len()
+	w.put(w.meta.Bytes())
+	w.put(binary.LittleEndian.AppendUint32(nil, uint32(n)))
+	w.put(magic)
+	return w.err
+}
