@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicedata/sluice/internal/geodb"
 	"github.com/sluicedata/sluice/internal/synth"
 	"github.com/sluicedata/sluice/internal/testkit"
 	"github.com/sluicedata/sluice/pipeline"
@@ -32,7 +33,11 @@ import (
 // workload returns n deterministic records of the reference mix (2%
 // duplicates, 0.5% bad) and their total size.
 func workload(n int) ([][]byte, int64) {
-	g := synth.New(synth.Options{Seed: 2026, DupRate: 0.02, BadRate: 0.005})
+	return records(synth.New(synth.Options{Seed: 2026, DupRate: 0.02, BadRate: 0.005}), n)
+}
+
+// records returns n records of g and their total size.
+func records(g generator, n int) ([][]byte, int64) {
 	out := make([][]byte, n)
 	var size int64
 	for i := range out {
@@ -90,13 +95,25 @@ func BenchmarkDecode(b *testing.B) { benchStages(b, decode.New(nil)) }
 // BenchmarkParquetSink: one op is one decoded event written, with a flush
 // (close, compress, write to disk) every 100,000 events.
 // The events are those of the reference chain (decode, geo, useragent,
-// pseudonymize: every column as the reference run fills it).
+// pseudonymize: every column as the reference run fills it); tracker-zstd
+// writes 50,000 events of BenchmarkReference's tracker workload, enriched
+// with its 130,000-network database.
 func BenchmarkParquetSink(b *testing.B) {
 	for _, v := range []struct{ name, codec, level string }{
 		{"zstd-fastest", "zstd", "fastest"}, {"zstd-default", "zstd", "default"}, {"snappy", "snappy", ""},
+		{"tracker-zstd", "zstd", "fastest"},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			recs, size := workload(10000)
+			chain := enrich
+			if v.name == "tracker-zstd" {
+				recs, size = records(synth.NewTracker(synth.TrackerOptions{Seed: 2026, DupRate: 0.02, BadRate: 0.005}), 50000)
+				geoPath := filepath.Join(b.TempDir(), "tracker.mmdb")
+				if err := geodb.Write(geoPath, geodb.TrackerRecords(), 1); err != nil {
+					b.Fatal(err)
+				}
+				chain = func(b *testing.B) pipeline.StageFactory { return enrichWith(b, geoPath) }
+			}
 			dir := b.TempDir()
 			store, err := objstore.NewDir(dir)
 			if err != nil {
@@ -104,7 +121,7 @@ func BenchmarkParquetSink(b *testing.B) {
 			}
 			sink, _ := pqsink.New(store, pqsink.Options{Compression: v.codec, ZstdLevel: v.level})
 			p, _ := sink.OpenPartition("events", 0)
-			stages, err := enrich(b)("events", 0)
+			stages, err := chain(b)("events", 0)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -164,7 +181,12 @@ func dirBytes(b *testing.B, dir string) int64 {
 // enrich returns the stage chain of the reference pipeline: decode, geo
 // (test City database), useragent, pseudonymize.
 func enrich(b *testing.B) pipeline.StageFactory {
-	db, err := geo.Open(testkit.GeoDB(b, testkit.GeoNetworks, 1), nil)
+	return enrichWith(b, testkit.GeoDB(b, testkit.GeoNetworks, 1))
+}
+
+// enrichWith is enrich with the GeoIP database at geoPath.
+func enrichWith(b *testing.B, geoPath string) pipeline.StageFactory {
+	db, err := geo.Open(geoPath, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -231,6 +231,11 @@ func appendHybrid[T byte | int32](dst []byte, v []T, w uint) []byte {
 			}
 		}
 		dst = binary.AppendUvarint(dst, uint64(groups)<<1|1)
+		if lv, ok := any(v).([]byte); ok && w == 1 {
+			dst = packLevels(dst, lv[start:min(start+groups*8, len(lv))])
+			i = min(i, len(v))
+			continue
+		}
 		var acc uint64
 		var n uint
 		for j := start; j < start+groups*8; j++ {
@@ -245,6 +250,22 @@ func appendHybrid[T byte | int32](dst []byte, v []T, w uint) []byte {
 			}
 		}
 		i = min(i, len(v))
+	}
+	return dst
+}
+
+// packLevels appends levels (0 or 1 each) bit-packed, eight to a byte
+// (the last byte padded with zeros).
+func packLevels(dst []byte, v []byte) []byte {
+	for len(v) >= 8 {
+		// Byte k of x (0 or 1) is multiplied to bit 56+k; no two
+		// products meet, so nothing carries into the top byte.
+		x := binary.LittleEndian.Uint64(v)
+		dst = append(dst, byte((x*0x0102040810204080)>>56))
+		v = v[8:]
+	}
+	if len(v) > 0 {
+		dst = appendBools(dst, v)
 	}
 	return dst
 }
@@ -271,13 +292,26 @@ type dictionary struct {
 	// The value added last, for runs of one value.
 	last    string
 	lastIdx int32
+	// recent remembers indexes by where a value's bytes are: enriched
+	// values (geo, user agent) are shared strings of the stages' caches,
+	// found here without hashing them. A hit is still compared by value,
+	// so a reused buffer can only miss.
+	recent [recentSlots]recentSlot
 	// seen[i] is the stamp of the page that last held value i.
 	seen  []int32
 	stamp int32
 }
 
+const recentSlots = 64
+
+type recentSlot struct {
+	p   *byte
+	idx int32
+}
+
 func (d *dictionary) reset() {
 	clear(d.index)
+	d.recent = [recentSlots]recentSlot{}
 	d.plain, d.pos, d.last = d.plain[:0], d.pos[:0], ""
 	clear(d.seen)
 	d.seen = d.seen[:0]
@@ -295,6 +329,12 @@ func (d *dictionary) lookup(v string, maxBytes int) (idx int32, ok bool) {
 	if len(d.pos) > 0 && v == d.last {
 		return d.lastIdx, true
 	}
+	p := unsafe.StringData(v)
+	slot := &d.recent[(uintptr(unsafe.Pointer(p))>>4)%recentSlots]
+	if slot.p == p && p != nil && d.value(slot.idx) == v {
+		d.last, d.lastIdx = d.value(slot.idx), slot.idx
+		return slot.idx, true
+	}
 	idx, ok = d.index[v]
 	if !ok {
 		if len(d.plain)+4+len(v) > maxBytes {
@@ -311,6 +351,7 @@ func (d *dictionary) lookup(v string, maxBytes int) (idx int32, ok bool) {
 		v = strings.Clone(v)
 		d.index[v] = idx
 	}
+	*slot = recentSlot{p, idx}
 	d.last, d.lastIdx = d.value(idx), idx
 	return idx, true
 }

@@ -289,7 +289,7 @@ func (w *fileWriter) encodePage(c *column) {
 		body = w.body
 		c.dictPgs++
 	case c.spec.kind == kindBool:
-		w.body = appendBools(w.body[:0], c.vals)
+		w.body = packLevels(w.body[:0], c.vals)
 		body = w.body
 		c.plain++
 	default:
