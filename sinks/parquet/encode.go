@@ -150,13 +150,19 @@ func (s *stats) bounds(k kind, buf []byte) (lo, hi []byte) {
 }
 
 // statistics is s as Parquet statistics: the null count, and the bounds
-// when they are short enough to write exactly.
-func (s *stats) statistics(k kind, buf []byte) format.Statistics {
+// when they are short enough to write exactly. Unless keep, the bounds
+// are s's and buf's bytes: valid until either changes.
+func (s *stats) statistics(k kind, buf []byte, keep bool) format.Statistics {
 	st := format.Statistics{NullCount: s.nulls}
 	lo, hi := s.bounds(k, buf)
 	if s.has && len(lo) <= maxStatBytes && len(hi) <= maxStatBytes {
-		st.MinValue = append([]byte{}, lo...)
-		st.MaxValue = append([]byte{}, hi...)
+		if lo == nil {
+			lo = []byte{}
+		}
+		if keep {
+			lo, hi = append([]byte{}, lo...), append([]byte{}, hi...)
+		}
+		st.MinValue, st.MaxValue = lo, hi
 	}
 	return st
 }
@@ -368,43 +374,63 @@ func (d *dictionary) pageStats(idx []int32, s *stats) {
 	}
 }
 
-// blockSize is the size of the blocks that hold a row group's encoded
-// pages: pooled across writers, so that a writer between row groups holds
-// none and a growing column chunk is never copied.
-const blockSize = 64 << 10
+// A row group's encoded pages are held in pooled blocks, so that a writer
+// between row groups holds none and a growing column chunk is never
+// copied. A chunk's blocks double from minBlock to maxBlock: a column of
+// few bytes (all NULL, a dictionary's indexes) takes a small block.
+const (
+	minBlockShift = 12 // 4 KiB
+	maxBlockShift = 16 // 64 KiB
+)
 
-var blocks = sync.Pool{New: func() any { return new([blockSize]byte) }}
+var blockPools [maxBlockShift - minBlockShift + 1]sync.Pool
+
+func getBlock(shift int) []byte {
+	if b, ok := blockPools[shift-minBlockShift].Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, 1<<shift)
+}
+
+func putBlock(b []byte) {
+	shift := bits.Len(uint(cap(b))) - 1
+	b = b[:cap(b)]
+	blockPools[shift-minBlockShift].Put(&b)
+}
 
 // blockBuf is bytes appended into pooled blocks.
 type blockBuf struct {
-	blocks []*[blockSize]byte
-	n      int // bytes in all blocks
+	blocks [][]byte // each full but the last
+	n      int      // bytes in all blocks
 }
 
 func (b *blockBuf) Len() int { return b.n }
 
 func (b *blockBuf) append(p []byte) {
 	for len(p) > 0 {
-		at := b.n % blockSize
-		if at == 0 && b.n/blockSize == len(b.blocks) {
-			b.blocks = append(b.blocks, blocks.Get().(*[blockSize]byte))
+		k := len(b.blocks)
+		if k == 0 || len(b.blocks[k-1]) == cap(b.blocks[k-1]) {
+			b.blocks = append(b.blocks, getBlock(min(minBlockShift+k, maxBlockShift))[:0])
+			k++
 		}
-		k := copy(b.blocks[b.n/blockSize][at:], p)
-		p, b.n = p[k:], b.n+k
+		last := b.blocks[k-1]
+		m := min(len(p), cap(last)-len(last))
+		b.blocks[k-1] = append(last, p[:m]...)
+		p, b.n = p[m:], b.n+m
 	}
 }
 
 // writeTo gives the bytes to put, block by block.
 func (b *blockBuf) writeTo(put func([]byte)) {
-	for i, blk := range b.blocks {
-		put(blk[:min(blockSize, b.n-i*blockSize)])
+	for _, blk := range b.blocks {
+		put(blk)
 	}
 }
 
-// release gives the blocks back to the pool.
+// release gives the blocks back to their pools.
 func (b *blockBuf) release() {
 	for i, blk := range b.blocks {
-		blocks.Put(blk)
+		putBlock(blk)
 		b.blocks[i] = nil
 	}
 	b.blocks, b.n = b.blocks[:0], 0

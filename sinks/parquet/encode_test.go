@@ -160,3 +160,28 @@ func TestStatsDoubles(t *testing.T) {
 		t.Error("NaN only: no bounds")
 	}
 }
+
+func TestBlockBuf(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	for range 50 {
+		var b blockBuf
+		var want []byte
+		for range r.IntN(40) {
+			p := make([]byte, r.IntN(70<<10))
+			for i := range p {
+				p[i] = byte(r.Uint32())
+			}
+			b.append(p)
+			want = append(want, p...)
+		}
+		var got []byte
+		b.writeTo(func(p []byte) { got = append(got, p...) })
+		if b.Len() != len(want) || !bytes.Equal(got, want) {
+			t.Fatalf("blockBuf holds %d bytes, want %d", b.Len(), len(want))
+		}
+		if len(b.blocks) > 0 && cap(b.blocks[0]) != 1<<minBlockShift {
+			t.Errorf("first block of %d bytes", cap(b.blocks[0]))
+		}
+		b.release()
+	}
+}

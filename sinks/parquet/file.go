@@ -133,9 +133,10 @@ type fileWriter struct {
 	offsets   []format.OffsetIndex
 
 	// Scratch.
-	levels, body, packed, comp, bounds []byte
-	meta                               bytes.Buffer
-	enc                                *thrift.Encoder
+	levels, body, comp []byte
+	bnd                [16]byte // numeric bounds, encoded
+	meta               bytes.Buffer
+	enc                *thrift.Encoder
 }
 
 func newFileWriter(o *output) *fileWriter {
@@ -316,7 +317,7 @@ func (w *fileWriter) encodePage(c *column) {
 			Encoding:                   enc,
 			DefinitionLevelsByteLength: int32(len(w.levels)),
 			IsCompressed:               thrift.New(true),
-			Statistics:                 c.page.statistics(c.spec.kind, w.bounds),
+			Statistics:                 c.page.statistics(c.spec.kind, w.bnd[:0], false), // encoded right away
 		}),
 	}
 	w.header(&h)
@@ -326,7 +327,7 @@ func (w *fileWriter) encodePage(c *column) {
 	c.chunk.append(comp)
 	c.rawSize += int64(w.meta.Len()) + int64(h.UncompressedPageSize)
 
-	lo, hi := c.page.bounds(c.spec.kind, w.bounds)
+	lo, hi := c.page.bounds(c.spec.kind, w.bnd[:0])
 	c.index.NullPages = append(c.index.NullPages, !c.page.has)
 	c.index.NullCounts = append(c.index.NullCounts, int64(c.nulls))
 	if c.spec.kind == kindBytes {
@@ -413,7 +414,7 @@ func (w *fileWriter) endRowGroup() error {
 		c.chunk.writeTo(w.put)
 		md.TotalUncompressedSize = c.rawSize
 		md.TotalCompressedSize = w.off - start
-		md.Statistics = c.st.statistics(c.spec.kind, w.bounds)
+		md.Statistics = c.st.statistics(c.spec.kind, w.bnd[:0], true)
 		rg.Columns = append(rg.Columns, format.ColumnChunk{FileOffset: start, MetaData: md})
 		rg.TotalByteSize += c.rawSize
 		rg.TotalCompressedSize += md.TotalCompressedSize
