@@ -340,6 +340,9 @@ func (w *fileWriter) encodePage(c *column) {
 	c.rows += int64(c.n)
 	c.page.reset()
 	c.defs, c.vals, c.idx = c.defs[:0], c.vals[:0], c.idx[:0]
+	if cap(c.vals) > 4*pageBufferSize { // a huge value: not kept by a pooled writer
+		c.vals, w.body, w.comp = nil, nil, nil
+	}
 	c.n, c.nulls = 0, 0
 }
 

@@ -45,11 +45,7 @@ type rowWriter interface {
 	finish(written func() *io.SectionReader, rows int64) error
 }
 
-// writerSource opens writers of one output.
-type writerSource interface {
-	open(out io.Writer) rowWriter
-}
-
+// open returns a writer (pooled, or new) of a file of o into out.
 func (o *output) open(out io.Writer) rowWriter {
 	w, _ := o.writers.Get().(*fileWriter)
 	if w == nil {

@@ -560,9 +560,9 @@ func TestBrokenSpoolStopsTheFlush(t *testing.T) {
 
 // TestColumnChunkPaths: every column chunk of every file a sink writes —
 // its first files and the ones after, staged or streamed, one row group or
-// many — names its column in path_in_schema. parquet-go v0.32.0 writers
-// lose their column paths on Reset (see TestVerifyCatchesInvalidFiles); the
-// sink reuses writers, and without detachColumnPaths fails here from a
+// many — names its column in path_in_schema. The sink reuses its writers:
+// parquet-go v0.32.0's, when the sink used them, lost their column paths
+// on Reset (see TestVerifyCatchesInvalidFiles) and failed here from a
 // writer's second file on.
 func TestColumnChunkPaths(t *testing.T) {
 	bothModes(t, func(t *testing.T, o Options) {
