@@ -180,44 +180,42 @@ func (w *fileWriter) full(c *column) {
 	}
 }
 
+// col is column i, which must be of kind k (addEvent and addRejected
+// follow the layout: a mismatch is a programming error).
+func (w *fileWriter) col(i int, k kind) *column {
+	c := &w.cols[i]
+	if c.spec.kind != k {
+		panic("parquet: column " + c.spec.name + " written as another type")
+	}
+	return c
+}
+
 // str appends a BYTE_ARRAY value (NULL when !ok).
 func (w *fileWriter) str(i int, v string, ok bool) {
-	c := &w.cols[i]
-	if c.spec.kind != kindBytes {
-		panic("parquet: column " + c.spec.name + " is not a byte array")
+	c := w.col(i, kindBytes)
+	if ok && c.useDict {
+		if idx, added := c.dict.lookup(v, dictionaryMaxBytes); added {
+			w.value(c, true)
+			c.idx = append(c.idx, idx)
+			w.full(c)
+			return
+		}
+		// The dictionary is full: its pages end here, PLAIN pages
+		// follow for the rest of the row group.
+		w.encodePage(c)
+		c.useDict = false
 	}
 	if w.value(c, ok) {
-		if c.useDict {
-			idx, added := c.dict.lookup(v, dictionaryMaxBytes)
-			if added {
-				c.idx = append(c.idx, idx)
-			} else {
-				// The dictionary is full: its pages end here, PLAIN
-				// pages follow for the rest of the row group.
-				c.n--
-				if c.spec.optional {
-					c.defs = c.defs[:len(c.defs)-1]
-				}
-				w.encodePage(c)
-				c.useDict = false
-				w.value(c, true)
-			}
-		}
-		if !c.useDict {
-			c.vals = binary.LittleEndian.AppendUint32(c.vals, uint32(len(v)))
-			c.vals = append(c.vals, v...)
-			c.page.str(v)
-		}
+		c.vals = binary.LittleEndian.AppendUint32(c.vals, uint32(len(v)))
+		c.vals = append(c.vals, v...)
+		c.page.str(v)
 	}
 	w.full(c)
 }
 
 // i64 appends an INT64 value.
 func (w *fileWriter) i64(i int, v int64) {
-	c := &w.cols[i]
-	if c.spec.kind != kindInt64 {
-		panic("parquet: column " + c.spec.name + " is not INT64")
-	}
+	c := w.col(i, kindInt64)
 	w.value(c, true)
 	c.vals = binary.LittleEndian.AppendUint64(c.vals, uint64(v))
 	c.page.int(v)
@@ -226,10 +224,7 @@ func (w *fileWriter) i64(i int, v int64) {
 
 // i32 appends an INT32 value.
 func (w *fileWriter) i32(i int, v int32) {
-	c := &w.cols[i]
-	if c.spec.kind != kindInt32 {
-		panic("parquet: column " + c.spec.name + " is not INT32")
-	}
+	c := w.col(i, kindInt32)
 	w.value(c, true)
 	c.vals = binary.LittleEndian.AppendUint32(c.vals, uint32(v))
 	c.page.int(int64(v))
@@ -238,10 +233,7 @@ func (w *fileWriter) i32(i int, v int32) {
 
 // f64 appends a DOUBLE value (NULL when !ok).
 func (w *fileWriter) f64(i int, v float64, ok bool) {
-	c := &w.cols[i]
-	if c.spec.kind != kindDouble {
-		panic("parquet: column " + c.spec.name + " is not DOUBLE")
-	}
+	c := w.col(i, kindDouble)
 	if w.value(c, ok) {
 		c.vals = binary.LittleEndian.AppendUint64(c.vals, math.Float64bits(v))
 		c.page.float(v)
@@ -251,10 +243,7 @@ func (w *fileWriter) f64(i int, v float64, ok bool) {
 
 // boolean appends a BOOLEAN value (NULL when !ok).
 func (w *fileWriter) boolean(i int, v bool, ok bool) {
-	c := &w.cols[i]
-	if c.spec.kind != kindBool {
-		panic("parquet: column " + c.spec.name + " is not BOOLEAN")
-	}
+	c := w.col(i, kindBool)
 	if w.value(c, ok) {
 		b := byte(0)
 		if v {

@@ -1,8 +1,6 @@
 package parquet
 
 import (
-	"unsafe"
-
 	"github.com/sluicedata/sluice/pipeline"
 )
 
@@ -120,5 +118,5 @@ func addRejected(w *fileWriter, e *pipeline.Event) {
 	w.i64(4, e.KafkaTime)
 	w.str(5, e.RejectStage, true)
 	w.str(6, e.RejectReason, true)
-	w.str(7, unsafe.String(unsafe.SliceData(e.Raw), len(e.Raw)), true)
+	w.str(7, view(e.Raw), true)
 }
