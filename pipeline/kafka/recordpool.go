@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/bits"
 	"sync"
+	"unsafe"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -23,15 +24,32 @@ import (
 //
 // Both pools keep their slices in power-of-two size classes, so that a
 // batch gets a buffer that fits (a snappy batch says its decoded size).
+// The idle slices are a free list bounded by maxIdle bytes, not a
+// sync.Pool: under a memory limit the collector runs several times a
+// second and empties a sync.Pool each time, and the fetch buffers were
+// allocated again (a quarter of the bytes the process allocated in a
+// 256 MiB container). A slice put back over the bound goes to the
+// collector.
 type recordPool struct {
-	bytes [poolClasses]sync.Pool // *[]byte with cap in [2^(minClass+i), 2^(minClass+i+1))
-	recs  [poolClasses]sync.Pool // *[]kgo.Record, same classes by length
+	mu    sync.Mutex
+	idle  int64                       // bytes of the slices in bytes and recs
+	bytes [poolClasses][][]byte       // cap in [2^(minClass+i), 2^(minClass+i+1))
+	recs  [poolClasses][][]kgo.Record // same classes by length
 }
 
 const (
 	minClass    = 6 // 64 records / bytes
 	poolClasses = 22
+	// maxIdle bounds the bytes the pool keeps between a Put and a Get:
+	// about what is in flight at once (a fetch of up to 4 MiB buffered by
+	// the client, a batch being decoded, one per worker being processed).
+	maxIdle = 32 << 20
+	// spareClasses: a Get takes a slice up to 2^spareClasses times the
+	// size it asked for before it allocates one.
+	spareClasses = 2
 )
+
+var recordSize = int64(unsafe.Sizeof(kgo.Record{}))
 
 var (
 	_ kgo.PoolDecompressBytes = (*recordPool)(nil)
@@ -66,8 +84,8 @@ func (p *recordPool) GetDecompressBytes(compressed []byte, codec kgo.Compression
 	if !ok {
 		return nil
 	}
-	if v, _ := p.bytes[c].Get().(*[]byte); v != nil {
-		return *v
+	if b := take(p, p.bytes[:], c, 1); b != nil {
+		return b
 	}
 	return make([]byte, 0, 1<<(c+minClass))
 }
@@ -79,7 +97,7 @@ var xerialPrefix = []byte{130, 83, 78, 65, 80, 80, 89, 0}
 // PutDecompressBytes implements kgo.PoolDecompressBytes.
 func (p *recordPool) PutDecompressBytes(b []byte) {
 	if c, ok := classOf(cap(b)); ok {
-		p.bytes[c].Put(&b)
+		give(p, &p.bytes[c], b[:0], 1)
 	}
 }
 
@@ -89,8 +107,8 @@ func (p *recordPool) GetRecords(n int) []kgo.Record {
 	if !ok {
 		return make([]kgo.Record, 0, n)
 	}
-	if v, _ := p.recs[c].Get().(*[]kgo.Record); v != nil {
-		return (*v)[:0]
+	if r := take(p, p.recs[:], c, recordSize); r != nil {
+		return r
 	}
 	return make([]kgo.Record, 0, 1<<(c+minClass))
 }
@@ -98,6 +116,41 @@ func (p *recordPool) GetRecords(n int) []kgo.Record {
 // PutRecords implements kgo.PoolRecords.
 func (p *recordPool) PutRecords(r []kgo.Record) {
 	if c, ok := classOf(cap(r)); ok {
-		p.recs[c].Put(&r)
+		give(p, &p.recs[c], r[:0], recordSize)
 	}
+}
+
+// take pops an idle slice of class c, or else of one of the next
+// spareClasses larger classes (nil: none); size is the bytes of one
+// element. Batches differ in size (a producer's linger and batch limit
+// cut them), and a buffer of the exact class was idle for only half of
+// the fetches of the reference workload.
+func take[T any](p *recordPool, classes [][][]T, c int, size int64) []T {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := c; i < min(c+1+spareClasses, len(classes)); i++ {
+		l := classes[i]
+		if len(l) == 0 {
+			continue
+		}
+		s := l[len(l)-1]
+		l[len(l)-1] = nil
+		classes[i] = l[:len(l)-1]
+		p.idle -= int64(cap(s)) * size
+		return s
+	}
+	return nil
+}
+
+// give keeps an empty slice for a later take, unless the pool would then
+// hold more than maxIdle bytes.
+func give[T any](p *recordPool, list *[][]T, s []T, size int64) {
+	n := int64(cap(s)) * size
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.idle+n > maxIdle {
+		return
+	}
+	p.idle += n
+	*list = append(*list, s)
 }

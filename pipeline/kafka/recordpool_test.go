@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/klauspost/compress/s2"
@@ -31,9 +32,8 @@ func TestPoolClasses(t *testing.T) {
 	}
 }
 
-// TestPoolFitsSnappy: a snappy batch gets a buffer it decodes into (no
-// check that a Put comes back: sync.Pool may drop it, and does at random
-// under -race).
+// TestPoolFitsSnappy: a snappy batch gets a buffer it decodes into, and
+// the next batch of that size gets the same buffer back.
 func TestPoolFitsSnappy(t *testing.T) {
 	var p recordPool
 	src := s2.EncodeSnappy(nil, make([]byte, 300_000))
@@ -46,8 +46,46 @@ func TestPoolFitsSnappy(t *testing.T) {
 		t.Fatalf("decode did not use the pooled buffer (%v)", err)
 	}
 	p.PutDecompressBytes(out)
+	runtime.GC() // a sync.Pool would drop it here
+	runtime.GC()
+	if again := p.GetDecompressBytes(src, kgo.CodecSnappy); cap(again) != cap(b) || &again[:1][0] != &b[:1][0] {
+		t.Error("the buffer put back was not lent again")
+	}
 	r := p.GetRecords(1000)
 	if cap(r) < 1000 {
 		t.Fatalf("records cap %d", cap(r))
+	}
+	p.PutRecords(r[:3])
+	if again := p.GetRecords(1000); len(again) != 0 || cap(again) != cap(r) {
+		t.Errorf("records slice lent again with len %d cap %d, want 0 and %d", len(again), cap(again), cap(r))
+	}
+	if p.idle != 0 {
+		t.Errorf("%d idle bytes with every slice lent", p.idle)
+	}
+}
+
+// TestPoolBound: the pool keeps no more than maxIdle bytes of idle
+// slices; the rest goes to the collector.
+func TestPoolBound(t *testing.T) {
+	var p recordPool
+	const size = 1 << 20
+	var lent [][]byte
+	for range 2 * maxIdle / size {
+		lent = append(lent, p.GetDecompressBytes(s2.EncodeSnappy(nil, make([]byte, size)), kgo.CodecSnappy))
+	}
+	for _, b := range lent {
+		p.PutDecompressBytes(b)
+	}
+	if p.idle > maxIdle {
+		t.Errorf("%d idle bytes, bound %d", p.idle, maxIdle)
+	}
+	if p.idle < maxIdle/2 {
+		t.Errorf("only %d idle bytes kept of %d put back", p.idle, 2*maxIdle)
+	}
+	for range 2 * maxIdle / size {
+		p.GetDecompressBytes(s2.EncodeSnappy(nil, make([]byte, size)), kgo.CodecSnappy)
+	}
+	if p.idle != 0 {
+		t.Errorf("%d idle bytes after every slice was lent again", p.idle)
 	}
 }
