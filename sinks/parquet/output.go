@@ -90,9 +90,10 @@ func (w *fileWriter) finish(written func() *io.SectionReader, rows int64) error 
 }
 
 // staged is an event kept before its file has a writer: a copy of what
-// its row needs (values only, so the batch can be reused), less what must
-// not outlive the stages (raw user id, user agent, IP); a rejected event
-// keeps its own copy of the raw record.
+// its row needs (values only, its text in one allocation of its own, so
+// the batch and the decode arena its strings alias can be reused), less
+// what must not outlive the stages (raw user id, user agent, IP); a
+// rejected event keeps its own copy of the raw record.
 type staged struct{ e pipeline.Event }
 
 func stageEvent(st *staged, e *pipeline.Event, rejected bool) int64 {
@@ -100,15 +101,37 @@ func stageEvent(st *staged, e *pipeline.Event, rejected bool) int64 {
 	// The raw identifiers never columns: not kept either.
 	st.e.UserID, st.e.UserAgent, st.e.IP = "", "", netip.Addr{}
 	st.e.DomainUserID, st.e.NetworkUserID = "", ""
+	n := int64(unsafe.Sizeof(staged{}))
 	if rejected {
 		st.e.Raw = bytes.Clone(e.Raw) // do not pin the fetch buffer
-		return int64(unsafe.Sizeof(staged{})) + int64(len(st.e.Raw)+len(st.e.RejectReason))
+		n += int64(len(st.e.Raw))
+	} else {
+		st.e.Raw = nil
 	}
-	st.e.Raw = nil
-	n := int64(unsafe.Sizeof(staged{}))
-	for _, s := range [...]string{e.EventID, e.EventName, e.AppID, e.Platform, e.SessionID, e.PageURL, e.Referrer,
-		e.UserPseudoID, e.IPAnonymized, e.Properties, e.Extra, e.EventSchema, e.Contexts, e.DomainUserPseudoID, e.NetworkUserPseudoID} {
-		n += int64(len(s))
+	return n + ownText(&st.e)
+}
+
+// ownText points the event's text fields (those an input or a stage sets
+// per event) at one copy of their own and returns its size. The geo and
+// user-agent columns are the caches' own strings already.
+func ownText(e *pipeline.Event) int64 {
+	fields := [...]*string{&e.EventID, &e.EventName, &e.AppID, &e.Platform, &e.SessionID, &e.PageURL, &e.Referrer,
+		&e.UserPseudoID, &e.PseudoKeyID, &e.IPAnonymized, &e.Properties, &e.Extra, &e.EventSchema, &e.Contexts,
+		&e.DomainUserPseudoID, &e.NetworkUserPseudoID, &e.RejectStage, &e.RejectReason}
+	n := 0
+	for _, f := range fields {
+		n += len(*f)
 	}
-	return n
+	if n == 0 {
+		return 0
+	}
+	buf := make([]byte, 0, n)
+	for _, f := range fields {
+		if len(*f) > 0 {
+			at := len(buf)
+			buf = append(buf, *f...)
+			*f = unsafe.String(&buf[at], len(*f))
+		}
+	}
+	return int64(n)
 }

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	pqfile "github.com/apache/arrow/go/v15/parquet/file"
 	"github.com/klauspost/compress/zstd"
@@ -284,7 +285,9 @@ func TestOptionsValidate(t *testing.T) {
 }
 
 // TestStagedThenStreamed: a file starts staged and gets a writer past
-// stageRows; every row and every nullable value survives both paths.
+// stageRows; every row and every nullable value survives both paths. The
+// events' text aliases one buffer that is overwritten after each Write,
+// as decode's arena is reused for the next batch: the sink keeps copies.
 func TestStagedThenStreamed(t *testing.T) { bothModes(t, testStagedThenStreamed) }
 
 func testStagedThenStreamed(t *testing.T, o Options) {
@@ -295,10 +298,18 @@ func testStagedThenStreamed(t *testing.T, o Options) {
 	p, _ := s.OpenPartition("events", 1)
 	const n = 3*stageRows + 17
 	var off int64
+	arena := make([]byte, 0, 64*n)
+	text := func(v string) string {
+		at := len(arena)
+		arena = append(arena, v...)
+		return unsafe.String(&arena[at], len(v))
+	}
 	for _, size := range []int{stageRows / 2, stageRows, n - stageRows/2 - stageRows} {
 		b := &pipeline.Batch{}
+		arena = arena[:0]
 		for range size {
-			e := pipeline.Event{Topic: "events", Partition: 1, Offset: off, KafkaTime: t0 + off, EventID: fmt.Sprint(off), EventName: "x"}
+			e := pipeline.Event{Topic: "events", Partition: 1, Offset: off, KafkaTime: t0 + off, EventID: text(fmt.Sprint(off)), EventName: text("x"),
+				PageURL: text(fmt.Sprintf("https://example.com/%d", off)), Present: pipeline.HasPageURL}
 			if off%3 == 0 {
 				e.Geo = pipeline.Geo{HasLocation: true, Latitude: float64(off % 7), Longitude: -float64(off)}
 			}
@@ -310,6 +321,9 @@ func testStagedThenStreamed(t *testing.T, o Options) {
 		}
 		if err := p.Write(b); err != nil {
 			t.Fatal(err)
+		}
+		for i := range arena {
+			arena[i] = '#'
 		}
 		if b := p.Pending(); b.Bytes <= 0 || b.Memory <= 0 {
 			t.Fatal("no pending bytes")
@@ -328,8 +342,8 @@ func testStagedThenStreamed(t *testing.T, o Options) {
 	}
 	for _, r := range f.Rows {
 		o := r["src_offset"].(int64)
-		if r["event_id"] != fmt.Sprint(o) {
-			t.Fatalf("row %d: event_id %v", o, r["event_id"])
+		if r["event_id"] != fmt.Sprint(o) || r["event_name"] != "x" || r["page_url"] != fmt.Sprintf("https://example.com/%d", o) {
+			t.Fatalf("row %d: event_id %v, event_name %v, page_url %v", o, r["event_id"], r["event_name"], r["page_url"])
 		}
 		if (o%3 == 0) != (r["geo_latitude"] != nil) || (o%3 == 0 && r["geo_latitude"] != float64(o%7)) {
 			t.Errorf("row %d: latitude %v", o, r["geo_latitude"])

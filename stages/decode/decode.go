@@ -46,7 +46,16 @@ type Stage struct {
 	scratch []byte // string arena of the current event
 	extra   []byte
 	props   []byte
+	// batch holds the text of every event of the batch in Process (the
+	// events' strings alias it until the next Process); off outside
+	// Process, where each event gets a string of its own.
+	batch   []byte
+	inBatch bool
 }
+
+// maxBatchArena: a batch arena that grew past it (a batch of very large
+// events) is not kept for the next batch.
+const maxBatchArena = 1 << 20
 
 // New returns a decode stage counting into stats (shared by the stages of
 // every partition; nil: counts of its own).
@@ -61,8 +70,16 @@ func New(stats *Stats) *Stage {
 func (s *Stage) Name() string { return StageName }
 
 // Process implements pipeline.Stage: it decodes every kept event of b from
-// its Raw value.
+// its Raw value. The events' text fields share one buffer of the stage's,
+// reused by the next Process: like Raw, they are valid only while the
+// batch is processed (pipeline.Event), and whatever keeps one longer
+// copies it. No allocation per event.
 func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
+	if cap(s.batch) > maxBatchArena {
+		s.batch = nil
+	}
+	s.batch, s.inBatch = s.batch[:0], true
+	defer func() { s.inBatch = false }()
 	for i := range b.Events {
 		e := &b.Events[i]
 		if e.State != pipeline.Keep {
@@ -142,6 +159,7 @@ type span struct{ off, n int32 }
 
 // Decode fills e from e.Raw. It returns "" on success and the reason for
 // rejecting the record otherwise; e is left partly filled on rejection.
+// Called alone (not from Process), the event's text is its own.
 func (s *Stage) Decode(e *pipeline.Event) string {
 	raw := e.Raw
 	if raw == nil {
@@ -324,7 +342,17 @@ func (s *Stage) fill(e *pipeline.Event, spans *[numFields]span, present *[numFie
 		s.scratch = append(s.scratch, s.extra...)
 		s.scratch = append(s.scratch, '}')
 	}
-	all := string(s.scratch)
+	var all string
+	switch {
+	case !s.inBatch:
+		all = string(s.scratch)
+	case len(s.scratch) > 0:
+		// Growth leaves the earlier events' text in the old array,
+		// which nothing writes again.
+		at := len(s.batch)
+		s.batch = append(s.batch, s.scratch...)
+		all = unsafe.String(&s.batch[at], len(s.scratch))
+	}
 	cut := func(sp span) string { return all[sp.off : sp.off+sp.n] }
 
 	e.EventID = cut(spans[fEventID])

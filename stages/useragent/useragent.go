@@ -186,13 +186,16 @@ func NewCache(size int) *Cache {
 	return &Cache{cache.New[string, *pipeline.UserAgent](size)}
 }
 
-// Get returns the parse of s, parsing it on a miss.
+// Get returns the parse of s, parsing it on a miss. The parse's fields
+// may be pieces of the text parsed, so a miss parses the cache's own copy
+// of s (s may be an event's text, reused after its batch).
 func (c *Cache) Get(s string) *pipeline.UserAgent {
 	if ua, ok := c.TwoGen.Get(s); ok {
 		return ua
 	}
-	p := Parse(s)
-	c.Put(s, &p)
+	own := strings.Clone(s)
+	p := Parse(own)
+	c.PutOwned(own, &p)
 	return &p
 }
 

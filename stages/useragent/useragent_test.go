@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"unsafe"
 
 	"github.com/sluicedata/sluice/pipeline"
 )
@@ -70,6 +71,24 @@ func TestStageNullsAndCache(t *testing.T) {
 	}
 	if n := c.Len(); n > 4 {
 		t.Errorf("cache holds %d entries, bound is 2 per generation", n)
+	}
+}
+
+// TestCacheOwnsItsParses: an event's user agent aliases memory reused for
+// the next batch (decode's arena); the cached parse must not.
+func TestCacheOwnsItsParses(t *testing.T) {
+	c := NewCache(100)
+	const ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.91 Safari/537.36"
+	buf := []byte(ua)
+	first := *c.Get(unsafe.String(&buf[0], len(buf)))
+	for i := range buf {
+		buf[i] = '#'
+	}
+	if got := *c.Get(ua); got != first || got.Browser != "Chrome" || got.BrowserVersion != "124.0.6367" || got.OS != "Windows" {
+		t.Errorf("cached parse after its input was overwritten: %+v, first %+v", got, first)
+	}
+	if c.Hits() != 1 {
+		t.Errorf("%d hits: the cached key changed with its input", c.Hits())
 	}
 }
 
