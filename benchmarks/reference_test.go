@@ -40,6 +40,11 @@ type refResult struct {
 	EventsPerCPU  float64 `json:"events_per_cpu_s"`
 	InputMBPerSec float64 `json:"input_mb_per_s"`
 	AllocsPerEvt  float64 `json:"allocs_per_event"`
+	// AllocBytesEvt is the bytes allocated per event and GCs the
+	// collector's cycles over the run: under a memory limit they are
+	// what the collector's share of the CPU follows.
+	AllocBytesEvt float64 `json:"alloc_bytes_per_event"`
+	GCs           float64 `json:"gc_cycles"`
 	PeakRSSMiB    float64 `json:"peak_rss_mib"`
 	FileBytesEvt  float64 `json:"file_bytes_per_event"`
 	// Calibration is the same run's calibration (encoding/json decoding
@@ -101,7 +106,7 @@ func BenchmarkReference(b *testing.B) {
 		n = v
 	}
 	// budget: in a 256 MiB container sluice caps sink.memory_limit at a
-	// quarter (64 MiB) and gives the Go runtime a soft limit of 80%
+	// sixteenth (16 MiB) and gives the Go runtime a soft limit of 80%
 	// (cmd/sluice planMemory); the benchmark sets the same two values.
 	type refConfig struct {
 		parts  int32
@@ -195,6 +200,8 @@ func BenchmarkReference(b *testing.B) {
 					b.ReportMetric(r.EventsPerCPU, "events/cpu-s")
 					b.ReportMetric(r.InputMBPerSec, "input-MB/s")
 					b.ReportMetric(r.AllocsPerEvt, "allocs/event")
+					b.ReportMetric(r.AllocBytesEvt, "alloc-B/event")
+					b.ReportMetric(r.GCs, "gc-cycles")
 					b.ReportMetric(r.PeakRSSMiB, "peak-RSS-MiB")
 					b.ReportMetric(r.FileBytesEvt, "file-B/event")
 					b.ReportMetric(0, "ns/op")
@@ -300,7 +307,7 @@ func runReference(b *testing.B, bin string, kc *kfake.Cluster, parts int32, proc
 	cfg := filepath.Join(b.TempDir(), "sluice.yaml")
 	sinkExtra, env := "", []string{}
 	if budget {
-		sinkExtra = ", memory_limit: 64MiB"
+		sinkExtra = ", memory_limit: 16MiB"
 		env = append(env, fmt.Sprintf("GOMEMLIMIT=%d", (256<<20)/5*4))
 	}
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`kafka: {brokers: [%s], topics: [events], group: ref-%d-%d-%v-%v-%d-%d}
@@ -335,6 +342,7 @@ observability: {listen: "%s", log_level: warn, pprof: true}
 	wait("first records", func() bool { return metricF(listen, "sluice_records_in_total") > 0 })
 	t0, cpu0 := time.Now(), procCPU(pid)
 	allocs0 := metricF(listen, "go_memstats_mallocs_total")
+	bytes0, gcs0 := metricF(listen, "go_memstats_alloc_bytes_total"), metricF(listen, "go_gc_duration_seconds_count")
 	var share map[string]float64
 	if prof {
 		// Steady state: warm caches, every partition busy.
@@ -348,6 +356,7 @@ observability: {listen: "%s", log_level: warn, pprof: true}
 	}
 	wait("all records", func() bool { return metricF(listen, "sluice_records_in_total") >= float64(n) })
 	allocs1 := metricF(listen, "go_memstats_mallocs_total")
+	bytes1, gcs1 := metricF(listen, "go_memstats_alloc_bytes_total"), metricF(listen, "go_gc_duration_seconds_count")
 	cmd.Process.Signal(syscall.SIGTERM)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -372,6 +381,8 @@ observability: {listen: "%s", log_level: warn, pprof: true}
 		EventsPerCPU:  float64(n) / cpu.Seconds(),
 		InputMBPerSec: float64(size) / 1e6 / wall.Seconds(),
 		AllocsPerEvt:  (allocs1 - allocs0) / float64(n),
+		AllocBytesEvt: (bytes1 - bytes0) / float64(n),
+		GCs:           gcs1 - gcs0,
 		PeakRSSMiB:    float64(hwm) / (1 << 20),
 		FileBytesEvt:  float64(dirBytes(b, filepath.Join(out, "events"))+dirBytes(b, filepath.Join(out, "rejected"))) / float64(n),
 		CPUShare:      share,

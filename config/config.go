@@ -186,7 +186,7 @@ type Sink struct {
 	// MemoryLimit bounds the memory of the output being built: when all
 	// partitions together pass it, the partitions holding the most first
 	// write their open row groups to the spool, then flush early. In a
-	// container it is capped at a quarter of the memory limit. Default
+	// container it is capped at a sixteenth of the memory limit. Default
 	// 512MiB.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
 	// SpoolDir is the local directory files are built in until they are

@@ -36,9 +36,10 @@ func TestPlanMemory(t *testing.T) {
 		want               memoryPlan
 	}{
 		{"no container", 512 << 20, 0, false, memoryPlan{goLimit: 1280 << 20, buffers: 512 << 20}},
-		{"256 MiB container caps the buffers", 512 << 20, 256 << 20, false, memoryPlan{goLimit: 204 << 20, buffers: 64 << 20, capped: true}},
-		{"large container keeps them", 512 << 20, 4 << 30, false, memoryPlan{goLimit: 3276 << 20, buffers: 512 << 20}},
-		{"GOMEMLIMIT set", 512 << 20, 256 << 20, true, memoryPlan{buffers: 64 << 20, capped: true}},
+		{"256 MiB container caps the buffers", 512 << 20, 256 << 20, false, memoryPlan{goLimit: 204 << 20, buffers: 16 << 20, capped: true}},
+		{"4 GiB container caps them at 256 MiB", 512 << 20, 4 << 30, false, memoryPlan{goLimit: 3276 << 20, buffers: 256 << 20, capped: true}},
+		{"large container keeps them", 512 << 20, 16 << 30, false, memoryPlan{goLimit: 13107 << 20, buffers: 512 << 20}},
+		{"GOMEMLIMIT set", 512 << 20, 256 << 20, true, memoryPlan{buffers: 16 << 20, capped: true}},
 	} {
 		got := planMemory(c.buffers, c.container, c.gomemlimit)
 		// container/5*4 rounds down by a few bytes: compare in MiB.

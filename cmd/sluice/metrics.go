@@ -90,7 +90,7 @@ func (m *metrics) watch(r *kafka.Runner, stages *stageSet, memoryLimit int64) {
 	counter("sluice_state_conflicts_total", "Partitions given up because another member moved their state.", func(s kafka.StatsSnapshot) int64 { return s.StateConflicts })
 	counter("sluice_replays_total", "Pending ranges re-run after a restart.", func(s kafka.StatsSnapshot) int64 { return s.Replays })
 	gauge("sluice_buffered_bytes", "Memory of the output all partitions are building (open row groups, writer buffers, staged rows).", func() float64 { return float64(r.Buffered()) })
-	gauge("sluice_memory_limit_bytes", "sink.memory_limit in effect (capped at a quarter of the container memory).", func() float64 { return float64(memoryLimit) })
+	gauge("sluice_memory_limit_bytes", "sink.memory_limit in effect (capped at a sixteenth of the container memory).", func() float64 { return float64(memoryLimit) })
 	gauge("sluice_oldest_unflushed_seconds", "Age of the oldest record arrival not yet flushed (end-to-end watermark).",
 		func() float64 { return r.OldestPending().Seconds() })
 	gauge("sluice_ready", "1 when ready (group joined, every partition flushing).", func() float64 {
