@@ -372,3 +372,20 @@ func TestProcessSharesOneArena(t *testing.T) {
 		t.Errorf("Process of 200 events allocates %.0f times", n)
 	}
 }
+
+// TestKeptTextIsPoisoned: under the race detector (make test) text kept
+// past its batch reads as 0xFF bytes after the next Process.
+func TestKeptTextIsPoisoned(t *testing.T) {
+	if !poisonReuse {
+		t.Skip("only under -race")
+	}
+	s := New(nil)
+	b := &pipeline.Batch{Events: []pipeline.Event{{Raw: []byte(`{"event_id":"e1","event":"page_view","ts":1}`)}}}
+	s.Process(context.Background(), b)
+	kept := b.Events[0].EventName
+	b.Events[0] = pipeline.Event{Raw: []byte(`{"event_id":"e2","event":"click","ts":2}`)}
+	s.Process(context.Background(), b)
+	if b.Events[0].EventName != "click" || kept != "\xff\xff\xff\xff\xff\xff\xff\xff\xff" {
+		t.Errorf("next batch %q, kept text %q", b.Events[0].EventName, kept)
+	}
+}
