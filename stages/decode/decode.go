@@ -46,22 +46,8 @@ type Stage struct {
 	scratch []byte // string arena of the current event
 	extra   []byte
 	props   []byte
-	// batch holds the text of every event of the batch in Process (the
-	// events' strings alias it until the next Process); off outside
-	// Process, where each event gets a string of its own.
-	batch   []byte
-	inBatch bool
+	text    textArena // the text of the batch's events (Process)
 }
-
-// maxBatchArena: a batch arena that grew past it (a batch of very large
-// events) is not kept for the next batch.
-const maxBatchArena = 1 << 20
-
-// poisonReuse: under the race detector (make test) Process overwrites the
-// previous batch's arena and starts a new one, so a stage, sink or test
-// that keeps an event's text past its batch sees it broken at once
-// (poison_race.go); benchmarks and releases do not pay for it.
-var poisonReuse = false
 
 // New returns a decode stage counting into stats (shared by the stages of
 // every partition; nil: counts of its own).
@@ -81,21 +67,8 @@ func (s *Stage) Name() string { return StageName }
 // batch is processed (pipeline.Event), and whatever keeps one longer
 // copies it. No allocation per event.
 func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
-	if cap(s.batch) > maxBatchArena {
-		s.batch = nil
-	}
-	if poisonReuse && cap(s.batch) > 0 {
-		// Text kept past its batch reads as 0xFF bytes (never UTF-8),
-		// not as whatever the next batch put there: the old arena is
-		// overwritten and the next batch gets a new one.
-		old := s.batch[:cap(s.batch)]
-		for i := range old {
-			old[i] = 0xff
-		}
-		s.batch = make([]byte, 0, cap(old))
-	}
-	s.batch, s.inBatch = s.batch[:0], true
-	defer func() { s.inBatch = false }()
+	s.text.begin()
+	defer s.text.end()
 	for i := range b.Events {
 		e := &b.Events[i]
 		if e.State != pipeline.Keep {
@@ -358,17 +331,7 @@ func (s *Stage) fill(e *pipeline.Event, spans *[numFields]span, present *[numFie
 		s.scratch = append(s.scratch, s.extra...)
 		s.scratch = append(s.scratch, '}')
 	}
-	var all string
-	switch {
-	case !s.inBatch:
-		all = string(s.scratch)
-	case len(s.scratch) > 0:
-		// Growth leaves the earlier events' text in the old array,
-		// which nothing writes again.
-		at := len(s.batch)
-		s.batch = append(s.batch, s.scratch...)
-		all = unsafe.String(&s.batch[at], len(s.scratch))
-	}
+	all := s.text.keep(s.scratch)
 	cut := func(sp span) string { return all[sp.off : sp.off+sp.n] }
 
 	e.EventID = cut(spans[fEventID])

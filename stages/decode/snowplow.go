@@ -41,12 +41,13 @@ type Snowplow struct {
 	view  snowplow.View
 
 	// Scratch of one event: its parameters (aliasing the parser's or the
-	// querystring's memory), the text its Event keeps (one string per
-	// event, sliced), base64 output, sort order of extra.
+	// querystring's memory), the text its Event keeps (collected in arena,
+	// then kept in text), base64 output, sort order of extra.
 	keys, vals [][]byte
 	arena      []byte
 	b64        []byte
 	order      []int
+	text       textArena // the text of the batch's events (Process)
 }
 
 // NewSnowplow returns a Snowplow decode stage counting into stats (nil:
@@ -62,8 +63,11 @@ func NewSnowplow(stats *Stats) *Snowplow {
 func (s *Snowplow) Name() string { return StageName }
 
 // Process implements pipeline.Stage: each kept event of b (one per record)
-// is replaced by the events of its payload, in order.
+// is replaced by the events of its payload, in order. Their text shares
+// one arena, valid while the batch is processed (as for Stage.Process).
 func (s *Snowplow) Process(_ context.Context, b *pipeline.Batch) error {
+	s.text.begin()
+	defer s.text.end()
 	out := s.out[:0]
 	for i := range b.Events {
 		src := &b.Events[i]
@@ -251,8 +255,8 @@ var eventNames = map[string]string{
 }
 
 // event fills e from the current parameters and its record; it returns
-// the reason to reject the event, or "". The text e keeps is one string
-// (s.arena), sliced.
+// the reason to reject the event, or "". The text e keeps is collected in
+// s.arena, kept as one string (in the batch's arena), sliced.
 func (s *Snowplow) event(e *pipeline.Event, rec *record) string {
 	for i, v := range s.vals {
 		if !utf8.Valid(v) || !utf8.Valid(s.keys[i]) {
@@ -441,7 +445,7 @@ func (s *Snowplow) event(e *pipeline.Event, rec *record) string {
 		e.Present |= pipeline.HasExtra
 	}
 
-	str := string(s.arena)
+	str := s.text.keep(s.arena)
 	at := func(i int) string { return str[sp[i].off : sp[i].off+sp[i].n] }
 	e.EventID = at(sEventID)
 	e.EventName = name
