@@ -374,7 +374,8 @@ func TestProcessSharesOneArena(t *testing.T) {
 }
 
 // TestKeptTextIsPoisoned: under the race detector (make test) text kept
-// past its batch reads as 0xFF bytes after the next Process.
+// past its batch reads as 0xFF bytes after the next Process, in both
+// decode stages.
 func TestKeptTextIsPoisoned(t *testing.T) {
 	if !poisonReuse {
 		t.Skip("only under -race")
@@ -387,5 +388,15 @@ func TestKeptTextIsPoisoned(t *testing.T) {
 	s.Process(context.Background(), b)
 	if b.Events[0].EventName != "click" || kept != "\xff\xff\xff\xff\xff\xff\xff\xff\xff" {
 		t.Errorf("next batch %q, kept text %q", b.Events[0].EventName, kept)
+	}
+
+	sp := NewSnowplow(nil)
+	b = &pipeline.Batch{Events: []pipeline.Event{{Raw: payload("e=pv&eid=e1&p=web", "")}}}
+	sp.Process(context.Background(), b)
+	kept = b.Events[0].EventID
+	b.Events = []pipeline.Event{{Raw: payload("e=pv&eid=e2&p=web", "")}}
+	sp.Process(context.Background(), b)
+	if b.Events[0].EventID != "e2" || kept != "\xff\xff" {
+		t.Errorf("snowplow: next batch %q, kept text %q", b.Events[0].EventID, kept)
 	}
 }
