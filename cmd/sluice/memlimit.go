@@ -47,9 +47,10 @@ type memoryPlan struct {
 // need the rest: under the soft limit the collector runs each time the
 // headroom is allocated, and at C/4 a 256 MiB container spent a quarter
 // of its CPU collecting; at C/16 the open row groups end at about 2 MiB
-// per partition of 8, costing 0.7% of file size). Without a container limit the soft limit is twice the
-// buffers plus 256 MiB: a tighter one (1.5x + 192 MiB) made the GC thrash
-// at 64 partitions. GOMEMLIMIT, when set, is left to the runtime.
+// per partition of 8, costing 0.7% of file size). Without a container
+// limit the soft limit is twice the buffers plus 256 MiB: a tighter one
+// (1.5x + 192 MiB) made the GC thrash at 64 partitions. GOMEMLIMIT, when
+// set, is left to the runtime.
 func planMemory(buffers, container int64, gomemlimit bool) memoryPlan {
 	p := memoryPlan{buffers: buffers}
 	if container > 0 {

@@ -100,7 +100,7 @@ var xerialPrefix = []byte{130, 83, 78, 65, 80, 80, 89, 0}
 // PutDecompressBytes implements kgo.PoolDecompressBytes.
 func (p *recordPool) PutDecompressBytes(b []byte) {
 	if c, ok := classOf(cap(b)); ok {
-		give(p, &p.bytes[c], b[:0], 1)
+		give(p, p.bytes[:], c, b[:0], 1)
 	}
 }
 
@@ -119,7 +119,7 @@ func (p *recordPool) GetRecords(n int) []kgo.Record {
 // PutRecords implements kgo.PoolRecords.
 func (p *recordPool) PutRecords(r []kgo.Record) {
 	if c, ok := classOf(cap(r)); ok {
-		give(p, &p.recs[c], r[:0], recordSize)
+		give(p, p.recs[:], c, r[:0], recordSize)
 	}
 }
 
@@ -145,9 +145,9 @@ func take[T any](p *recordPool, classes [][][]T, c int, size int64) []T {
 	return nil
 }
 
-// give keeps an empty slice for a later take, unless the pool would then
-// hold more than maxIdle bytes.
-func give[T any](p *recordPool, list *[][]T, s []T, size int64) {
+// give keeps an empty slice of class c for a later take, unless the pool
+// would then hold more than maxIdle bytes.
+func give[T any](p *recordPool, classes [][][]T, c int, s []T, size int64) {
 	n := int64(cap(s)) * size
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -155,5 +155,5 @@ func give[T any](p *recordPool, list *[][]T, s []T, size int64) {
 		return
 	}
 	p.idle += n
-	*list = append(*list, s)
+	classes[c] = append(classes[c], s)
 }
