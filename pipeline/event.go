@@ -35,8 +35,9 @@ const (
 // The raw user id and the raw IP are held only in memory for the stages that
 // need them (pseudonymize, geo); sinks never write them.
 //
-// Lifetime: like Raw, the text fields decode sets alias memory that is
-// reused for the partition's next batch (decode's arena). They are valid
+// Lifetime: like Raw, the text fields decode and pseudonymize set alias
+// memory that is reused for the partition's next batch (the stages'
+// arenas, internal/arena). They are valid
 // only while the batch is processed; whatever keeps text past the batch —
 // a cache's key or value, a sink's staged row — copies it.
 type Event struct {

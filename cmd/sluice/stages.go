@@ -50,7 +50,10 @@ var stageTypes = map[string]stageType{
 		if err != nil {
 			return nil, fmt.Errorf("keys: %w", err)
 		}
-		o := pseudonymize.Options{Keys: keys, Active: active, Fields: c.Fields, CacheSize: c.CacheSize, Cache: pseudonymize.NewCache(c.CacheSize)}
+		if c.CacheSize != 0 {
+			set.log.Warn("pseudonymize: cache_size is deprecated and ignored (pseudonyms are computed for every value)", "cache_size", c.CacheSize)
+		}
+		o := pseudonymize.Options{Keys: keys, Active: active, Fields: c.Fields}
 		if _, err := pseudonymize.New(o); err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -104,5 +105,23 @@ func TestFilterStageFromConfig(t *testing.T) {
 	}
 	if b.Events[0].State != pipeline.Dropped || b.Events[1].State != pipeline.Keep || set.filter.ByName.Load() != 1 {
 		t.Errorf("states %d %d, dropped %d", b.Events[0].State, b.Events[1].State, set.filter.ByName.Load())
+	}
+}
+
+// TestDeprecatedPseudonymCacheSize: a config that still sets the
+// pseudonym cache's size starts, with a warning naming the key.
+func TestDeprecatedPseudonymCacheSize(t *testing.T) {
+	c, err := config.Parse([]byte("stages:\n  - {type: decode}\n  - {type: pseudonymize, key_env: K, key_id: k1, cache_size: 1000}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	env := func(k string) (string, bool) { return "0123456789abcdef0123", k == "K" }
+	if _, err := buildStages(c, log, env); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "cache_size is deprecated and ignored") || !strings.Contains(logs.String(), "cache_size=1000") {
+		t.Errorf("no deprecation warning: %q", logs.String())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/sluicedata/sluice/internal/arena"
 	"github.com/sluicedata/sluice/pipeline"
 	"github.com/valyala/fastjson"
 )
@@ -46,7 +47,7 @@ type Stage struct {
 	scratch []byte // string arena of the current event
 	extra   []byte
 	props   []byte
-	text    textArena // the text of the batch's events (Process)
+	text    arena.Text // the text of the batch's events (Process)
 }
 
 // New returns a decode stage counting into stats (shared by the stages of
@@ -67,8 +68,8 @@ func (s *Stage) Name() string { return StageName }
 // batch is processed (pipeline.Event), and whatever keeps one longer
 // copies it. No allocation per event.
 func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
-	s.text.begin()
-	defer s.text.end()
+	s.text.Begin()
+	defer s.text.End()
 	for i := range b.Events {
 		e := &b.Events[i]
 		if e.State != pipeline.Keep {
@@ -331,7 +332,7 @@ func (s *Stage) fill(e *pipeline.Event, spans *[numFields]span, present *[numFie
 		s.scratch = append(s.scratch, s.extra...)
 		s.scratch = append(s.scratch, '}')
 	}
-	all := s.text.keep(s.scratch)
+	all := s.text.Keep(s.scratch)
 	cut := func(sp span) string { return all[sp.off : sp.off+sp.n] }
 
 	e.EventID = cut(spans[fEventID])

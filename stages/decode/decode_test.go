@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/sluicedata/sluice/internal/arena"
 	"github.com/sluicedata/sluice/internal/synth"
 	"github.com/sluicedata/sluice/pipeline"
 )
@@ -377,7 +378,7 @@ func TestProcessSharesOneArena(t *testing.T) {
 // past its batch reads as 0xFF bytes after the next Process, in both
 // decode stages.
 func TestKeptTextIsPoisoned(t *testing.T) {
-	if !poisonReuse {
+	if !arena.Poisoned() {
 		t.Skip("only under -race")
 	}
 	s := New(nil)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/valyala/fastjson"
 
+	"github.com/sluicedata/sluice/internal/arena"
 	"github.com/sluicedata/sluice/internal/snowplow"
 	"github.com/sluicedata/sluice/pipeline"
 )
@@ -47,7 +48,7 @@ type Snowplow struct {
 	arena      []byte
 	b64        []byte
 	order      []int
-	text       textArena // the text of the batch's events (Process)
+	text       arena.Text // the text of the batch's events (Process)
 }
 
 // NewSnowplow returns a Snowplow decode stage counting into stats (nil:
@@ -66,8 +67,8 @@ func (s *Snowplow) Name() string { return StageName }
 // is replaced by the events of its payload, in order. Their text shares
 // one arena, valid while the batch is processed (as for Stage.Process).
 func (s *Snowplow) Process(_ context.Context, b *pipeline.Batch) error {
-	s.text.begin()
-	defer s.text.end()
+	s.text.Begin()
+	defer s.text.End()
 	out := s.out[:0]
 	for i := range b.Events {
 		src := &b.Events[i]
@@ -445,7 +446,7 @@ func (s *Snowplow) event(e *pipeline.Event, rec *record) string {
 		e.Present |= pipeline.HasExtra
 	}
 
-	str := s.text.keep(s.arena)
+	str := s.text.Keep(s.arena)
 	at := func(i int) string { return str[sp[i].off : sp[i].off+sp[i].n] }
 	e.EventID = at(sEventID)
 	e.EventName = name

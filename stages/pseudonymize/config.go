@@ -19,8 +19,10 @@ type Config struct {
 	// Fields are more fields pseudonymized in place: session_id or
 	// properties.NAME. Default none.
 	Fields []string `yaml:"fields,omitempty"`
-	// CacheSize bounds the id → pseudonym cache shared by all partitions:
-	// entries per generation, two generations. Default 50000.
+	// CacheSize is deprecated and ignored: it bounded a cache of
+	// pseudonyms, which are now computed for every value (faster than the
+	// shared cache's lookups). Still accepted, so that existing configs
+	// keep starting; sluice logs a warning when it is set.
 	CacheSize int `yaml:"cache_size,omitempty"`
 }
 

@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/sluicedata/sluice/internal/arena"
 	"github.com/sluicedata/sluice/pipeline"
 )
 
@@ -97,19 +99,77 @@ func TestOptionsValidate(t *testing.T) {
 	}
 }
 
-func TestCachedPseudonymDoesNotAllocate(t *testing.T) {
-	s, _ := New(Options{Keys: map[string][]byte{"k": []byte(secret)}, Active: "k"})
-	s.Pseudonym("user-1")
-	if n := testing.AllocsPerRun(1000, func() { s.Pseudonym("user-1") }); n != 0 {
-		t.Errorf("cache hit allocates %.1f", n)
+// batch returns n events with distinct user ids (and session ids).
+func batch(n, seed int) *pipeline.Batch {
+	b := &pipeline.Batch{Events: make([]pipeline.Event, n)}
+	for i := range b.Events {
+		b.Events[i] = pipeline.Event{UserID: fmt.Sprintf("user-%d-%d", seed, i), SessionID: fmt.Sprintf("s-%d", i), Present: pipeline.HasUserID | pipeline.HasSessionID}
+	}
+	return b
+}
+
+// TestPseudonymsOfABatch: every pseudonym of a batch is the HMAC of its
+// id, Process allocates nothing once its arena has grown, and a pseudonym
+// got alone is a string of its own that later batches do not touch.
+func TestPseudonymsOfABatch(t *testing.T) {
+	s, _ := New(Options{Keys: map[string][]byte{"k": []byte(secret)}, Active: "k", Fields: []string{"session_id"}})
+	alone := s.Pseudonym("user-alone")
+	for round := range 3 {
+		b := batch(300, round)
+		s.Process(context.Background(), b)
+		for i, e := range b.Events {
+			if w := want(secret, fmt.Sprintf("user-%d-%d", round, i)); e.UserPseudoID != w {
+				t.Fatalf("round %d event %d: %q, want %q", round, i, e.UserPseudoID, w)
+			}
+			if w := want(secret, fmt.Sprintf("s-%d", i)); e.SessionID != w {
+				t.Fatalf("round %d event %d: session %q, want %q", round, i, e.SessionID, w)
+			}
+		}
+	}
+	if alone != want(secret, "user-alone") {
+		t.Errorf("a pseudonym got alone changed: %q", alone)
+	}
+	if arena.Poisoned() {
+		return // the race detector's arena is new for every batch
+	}
+	b := batch(200, 9)
+	if n := testing.AllocsPerRun(100, func() {
+		for i := range b.Events {
+			b.Events[i].Present |= pipeline.HasUserID
+		}
+		s.Process(context.Background(), b)
+	}); n != 0 {
+		t.Errorf("Process of 200 events allocates %.1f times", n)
 	}
 }
 
-func BenchmarkHMAC(b *testing.B) {
-	s, _ := New(Options{Keys: map[string][]byte{"k": []byte(secret)}, Active: "k", CacheSize: 1})
-	ids := []string{"user-1", "user-2", "1000000042"}
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		s.Pseudonym(ids[i%3])
+// TestKeptPseudonymIsPoisoned: under the race detector (make test) a
+// pseudonym kept past its batch reads as 0xFF bytes after the next
+// Process.
+func TestKeptPseudonymIsPoisoned(t *testing.T) {
+	if !arena.Poisoned() {
+		t.Skip("only under -race")
 	}
+	s, _ := New(Options{Keys: map[string][]byte{"k": []byte(secret)}, Active: "k"})
+	b := batch(1, 0)
+	s.Process(context.Background(), b)
+	kept := b.Events[0].UserPseudoID
+	s.Process(context.Background(), batch(1, 1))
+	if kept != strings.Repeat("\xff", 64) {
+		t.Errorf("kept pseudonym %q", kept)
+	}
+}
+
+// BenchmarkProcess: ns/op is per event of 256 with distinct ids.
+func BenchmarkProcess(b *testing.B) {
+	s, _ := New(Options{Keys: map[string][]byte{"k": []byte(secret)}, Active: "k"})
+	bt := batch(256, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range bt.Events {
+			bt.Events[i].Present |= pipeline.HasUserID
+		}
+		s.Process(context.Background(), bt)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/256, "ns/event")
 }

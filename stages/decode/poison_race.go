@@ -1,5 +1,0 @@
-//go:build race
-
-package decode
-
-func init() { poisonReuse = true }
