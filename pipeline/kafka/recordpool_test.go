@@ -89,3 +89,51 @@ func TestPoolBound(t *testing.T) {
 		t.Errorf("%d idle bytes after every slice was lent again", p.idle)
 	}
 }
+
+// TestPoolLendsExactSnappy: a snappy batch's buffer is lent with its
+// decoded size as capacity (the client zeroes up to the capacity before
+// it gives a buffer back) and goes back whole to its class; a buffer the
+// pool did not lend, or whose record was dropped, goes by its own capacity.
+func TestPoolLendsExactSnappy(t *testing.T) {
+	var p recordPool
+	src := s2.EncodeSnappy(nil, make([]byte, 300_000))
+	b := p.GetDecompressBytes(src, kgo.CodecSnappy)
+	if cap(b) != 300_000 {
+		t.Fatalf("lent with cap %d, want the decoded 300,000", cap(b))
+	}
+	p.PutDecompressBytes(b[:cap(b)])
+	if full := 1 << 19; p.idle != int64(full) {
+		t.Errorf("%d idle bytes, want the whole array of %d", p.idle, full)
+	}
+	if again := p.GetDecompressBytes(s2.EncodeSnappy(nil, make([]byte, 400_000)), kgo.CodecSnappy); cap(again) != 400_000 || &again[:1][0] != &b[:1][0] {
+		t.Errorf("the array was not lent again for a batch it holds (cap %d)", cap(again))
+	}
+	if len(p.lent) != 1 {
+		t.Errorf("%d buffers lent on record, want 1", len(p.lent))
+	}
+
+	// Not the pool's: kept by its capacity's class.
+	p.PutDecompressBytes(make([]byte, 70_000))
+	if c, _ := classOf(70_000); len(p.bytes[c]) != 1 {
+		t.Error("a foreign buffer was not kept in its class")
+	}
+	// Past maxLent the record is cleared; a buffer lent before comes
+	// back as the capacity it was lent with.
+	q := recordPool{}
+	first := q.GetDecompressBytes(s2.EncodeSnappy(nil, make([]byte, 1000)), kgo.CodecSnappy)
+	for range maxLent {
+		q.GetDecompressBytes(s2.EncodeSnappy(nil, make([]byte, 1000)), kgo.CodecSnappy)
+	}
+	if len(q.lent) > maxLent {
+		t.Errorf("%d buffers on record, bound %d", len(q.lent), maxLent)
+	}
+	q.PutDecompressBytes(first)
+	if c, _ := classOf(1000); len(q.bytes[c]) != 1 || cap(q.bytes[c][0]) != 1000 {
+		t.Error("a buffer lent before the clear did not come back by its lent capacity")
+	}
+	// Other codecs: the whole array (their size is a guess the client
+	// may outgrow).
+	if z := q.GetDecompressBytes(make([]byte, 1000), kgo.CodecZstd); cap(z) != 4096 {
+		t.Errorf("zstd buffer cap %d, want the class's 4096", cap(z))
+	}
+}
