@@ -73,6 +73,11 @@ func fillBatch(b *pipeline.Batch, recs [][]byte, off int64) {
 // record through all of them.
 func benchStages(b *testing.B, stages ...pipeline.Stage) {
 	recs, size := workload(10000)
+	benchStagesOn(b, recs, size, stages...)
+}
+
+// benchStagesOn is benchStages over recs (size bytes in all).
+func benchStagesOn(b *testing.B, recs [][]byte, size int64, stages ...pipeline.Stage) {
 	batch := &pipeline.Batch{}
 	b.ReportAllocs()
 	b.SetBytes(size / int64(len(recs)))
@@ -91,6 +96,13 @@ func benchStages(b *testing.B, stages ...pipeline.Stage) {
 
 // BenchmarkDecode: one op is one record.
 func BenchmarkDecode(b *testing.B) { benchStages(b, decode.New(nil)) }
+
+// BenchmarkDecodeTracker: BenchmarkDecode over 10,000 records of the
+// tracker workload (a nested context in most events, longer strings).
+func BenchmarkDecodeTracker(b *testing.B) {
+	recs, size := records(synth.NewTracker(synth.TrackerOptions{Seed: 2026, DupRate: 0.02, BadRate: 0.005}), 10000)
+	benchStagesOn(b, recs, size, decode.New(nil))
+}
 
 // BenchmarkParquetSink: one op is one decoded event written, with a flush
 // (close, compress, write to disk) every 100,000 events.
