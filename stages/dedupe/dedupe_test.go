@@ -226,3 +226,39 @@ func TestWindowShrinks(t *testing.T) {
 		t.Errorf("after the burst: %d entries in %d bytes (burst held %d)", s.Len(), s.Bytes(), burst)
 	}
 }
+
+// TestTagCollisions: keys with one home slot, with and without the same
+// tag, stay distinct through inserts, lookups, evictions and growth.
+func TestTagCollisions(t *testing.T) {
+	w := newWindow()
+	var keys []xxh3.Uint128
+	for i := range uint64(3000) {
+		// One home for all (same Lo); the tag is the top bits of Hi:
+		// every third key shares the tag of key 0, the rest differ in it.
+		hi := i // low bits differ, top bits equal: same tag
+		if i%3 != 0 {
+			hi |= i << 50
+		}
+		keys = append(keys, xxh3.Uint128{Hi: hi, Lo: 7})
+	}
+	for i, k := range keys {
+		if !w.put(k, int64(i)) {
+			t.Fatalf("key %d reported seen before", i)
+		}
+	}
+	for i, k := range keys {
+		if ms, ok := w.get(k); !ok || ms != int64(i) {
+			t.Fatalf("key %d: %d %v", i, ms, ok)
+		}
+	}
+	for i := range 1500 {
+		if !w.pop() {
+			t.Fatalf("pop %d: not live", i)
+		}
+	}
+	for i, k := range keys {
+		if _, ok := w.get(k); ok != (i >= 1500) {
+			t.Fatalf("key %d after evicting the first 1500: found %v", i, ok)
+		}
+	}
+}

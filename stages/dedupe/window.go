@@ -1,6 +1,10 @@
 package dedupe
 
-import "github.com/zeebo/xxh3"
+import (
+	"math/bits"
+
+	"github.com/zeebo/xxh3"
+)
 
 // entry is one key hash and the Kafka time it was seen at.
 type entry struct {
@@ -15,6 +19,9 @@ type entry struct {
 //     by sequence number (seq & (len(ring)-1)) from head to tail;
 //   - index is an open-addressing (linear probing) table of ring slots
 //     plus one (0 is empty), twice the ring's size, keyed by the hash.
+//     The bits of an index value above the slot hold a tag, bits of the
+//     hash, so that a probe reads the ring (memory far from the index)
+//     only when the tag matches: almost only for the entry it looks for.
 //
 // An entry whose key was seen again after its window passed stays in the
 // ring but no longer in the index (stale); evicting it changes nothing.
@@ -25,27 +32,52 @@ type window struct {
 	head, tail uint64
 	index      []uint32
 	live       int
+	shift      uint   // bits of an index value that hold slot+1
+	tagBits    uint   // bits above them that hold the tag (32 - shift)
+	slotMask   uint32 // (1 << shift) - 1
 }
 
 const minWindowCap = 1 << 10
 
 func newWindow() *window {
-	return &window{ring: make([]entry, minWindowCap), index: make([]uint32, 2*minWindowCap)}
+	w := &window{}
+	w.alloc(minWindowCap)
+	return w
+}
+
+// alloc gives w an empty ring of n slots (a power of two) and its index.
+func (w *window) alloc(n int) {
+	w.ring, w.index = make([]entry, n), make([]uint32, 2*n)
+	w.shift = uint(bits.Len(uint(n))) // slot+1 <= n
+	w.tagBits = 32 - min(w.shift, 32)
+	w.slotMask = uint32(1<<w.shift - 1)
 }
 
 func (w *window) slot(seq uint64) uint32 { return uint32(seq & uint64(len(w.ring)-1)) }
+
+// tag is the tag of h in an index value.
+func (w *window) tag(h xxh3.Uint128) uint32 {
+	if w.tagBits == 0 {
+		return 0
+	}
+	return uint32(h.Hi>>(64-w.tagBits)) << w.shift
+}
+
+// at is the ring slot of index value v (not 0).
+func (w *window) at(v uint32) uint32 { return v&w.slotMask - 1 }
 
 // find returns the index position of h, or the empty position where it
 // would go.
 func (w *window) find(h xxh3.Uint128) (int, bool) {
 	mask := len(w.index) - 1
 	i := int(h.Lo) & mask
+	tag := w.tag(h)
 	for {
 		v := w.index[i]
 		if v == 0 {
 			return i, false
 		}
-		if w.ring[v-1].h == h {
+		if v&^w.slotMask == tag && w.ring[w.at(v)].h == h {
 			return i, true
 		}
 		i = (i + 1) & mask
@@ -58,7 +90,7 @@ func (w *window) get(h xxh3.Uint128) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	return w.ring[w.index[i]-1].ms, true
+	return w.ring[w.at(w.index[i])].ms, true
 }
 
 // put records h at ms as the newest entry, replacing an older record of h
@@ -71,7 +103,7 @@ func (w *window) put(h xxh3.Uint128, ms int64) bool {
 	w.ring[s] = entry{h, ms}
 	w.tail++
 	i, ok := w.find(h)
-	w.index[i] = s + 1
+	w.index[i] = w.tag(h) | (s + 1)
 	if !ok {
 		w.live++
 	}
@@ -89,7 +121,7 @@ func (w *window) pop() bool {
 	e := w.ring[s]
 	w.head++
 	i, ok := w.find(e.h)
-	if !ok || w.index[i] != s+1 {
+	if !ok || w.at(w.index[i]) != s {
 		return false
 	}
 	w.remove(i)
@@ -109,7 +141,7 @@ func (w *window) remove(i int) {
 		if v == 0 {
 			break
 		}
-		home := int(w.ring[v-1].h.Lo) & mask
+		home := int(w.ring[w.at(v)].h.Lo) & mask
 		// The entry at j may move to i unless its home lies cyclically
 		// in (i, j].
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
@@ -125,18 +157,18 @@ func (w *window) remove(i int) {
 // entries are dropped on the way.
 func (w *window) resize(n int) {
 	prev := *w
-	w.ring, w.index = make([]entry, n), make([]uint32, 2*n)
+	w.alloc(n)
 	w.head, w.tail, w.live = 0, 0, 0
 	for seq := prev.head; seq != prev.tail; seq++ {
 		s := prev.slot(seq)
 		e := prev.ring[s]
-		if i, ok := prev.find(e.h); !ok || prev.index[i] != s+1 {
+		if i, ok := prev.find(e.h); !ok || prev.at(prev.index[i]) != s {
 			continue
 		}
 		ns := w.slot(w.tail)
 		w.ring[ns] = e
 		j, _ := w.find(e.h)
-		w.index[j] = ns + 1
+		w.index[j] = w.tag(e.h) | (ns + 1)
 		w.tail++
 		w.live++
 	}
