@@ -164,7 +164,7 @@ func (w *fileWriter) value(c *column, ok bool) bool {
 		if ok {
 			d = 1
 		}
-		c.defs = append(room(c.defs, 1), d)
+		c.defs = append(c.defs, d)
 	} else if !ok {
 		panic("parquet: NULL in required column " + c.spec.name)
 	}
@@ -196,7 +196,7 @@ func (w *fileWriter) str(i int, v string, ok bool) {
 	if ok && c.useDict {
 		if idx, added := c.dict.lookup(v, dictionaryMaxBytes); added {
 			w.value(c, true)
-			c.idx = append(room(c.idx, 1), idx)
+			c.idx = append(c.idx, idx)
 			w.full(c)
 			return
 		}
@@ -206,37 +206,18 @@ func (w *fileWriter) str(i int, v string, ok bool) {
 		c.useDict = false
 	}
 	if w.value(c, ok) {
-		c.vals = binary.LittleEndian.AppendUint32(room(c.vals, 4+len(v)), uint32(len(v)))
+		c.vals = binary.LittleEndian.AppendUint32(c.vals, uint32(len(v)))
 		c.vals = append(c.vals, v...)
 		c.page.str(v)
 	}
 	w.full(c)
 }
 
-// room returns b with room for n more elements. A full page buffer
-// doubles (from minRoom elements): append grows a large slice by about a
-// quarter, so a buffer growing to a page's size was copied about five
-// times over, in every new writer (64 partitions: 128 of them in a run).
-func room[T any](b []T, n int) []T {
-	if cap(b)-len(b) >= n {
-		return b
-	}
-	return grow(b, n)
-}
-
-func grow[T any](b []T, n int) []T {
-	nb := make([]T, len(b), max(2*cap(b), len(b)+n, minRoom))
-	copy(nb, b)
-	return nb
-}
-
-const minRoom = 1024
-
 // i64 appends an INT64 value.
 func (w *fileWriter) i64(i int, v int64) {
 	c := w.col(i, kindInt64)
 	w.value(c, true)
-	c.vals = binary.LittleEndian.AppendUint64(room(c.vals, 8), uint64(v))
+	c.vals = binary.LittleEndian.AppendUint64(c.vals, uint64(v))
 	c.page.int(v)
 	w.full(c)
 }
@@ -245,7 +226,7 @@ func (w *fileWriter) i64(i int, v int64) {
 func (w *fileWriter) i32(i int, v int32) {
 	c := w.col(i, kindInt32)
 	w.value(c, true)
-	c.vals = binary.LittleEndian.AppendUint32(room(c.vals, 4), uint32(v))
+	c.vals = binary.LittleEndian.AppendUint32(c.vals, uint32(v))
 	c.page.int(int64(v))
 	w.full(c)
 }
@@ -254,7 +235,7 @@ func (w *fileWriter) i32(i int, v int32) {
 func (w *fileWriter) f64(i int, v float64, ok bool) {
 	c := w.col(i, kindDouble)
 	if w.value(c, ok) {
-		c.vals = binary.LittleEndian.AppendUint64(room(c.vals, 8), math.Float64bits(v))
+		c.vals = binary.LittleEndian.AppendUint64(c.vals, math.Float64bits(v))
 		c.page.float(v)
 	}
 	w.full(c)
@@ -268,7 +249,7 @@ func (w *fileWriter) boolean(i int, v bool, ok bool) {
 		if v {
 			b = 1
 		}
-		c.vals = append(room(c.vals, 1), b)
+		c.vals = append(c.vals, b)
 		c.page.int(int64(b))
 	}
 	w.full(c)
