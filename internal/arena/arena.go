@@ -7,8 +7,8 @@ package arena
 
 import "unsafe"
 
-// Text is a stage's arena: Begin at the start of Process, Keep (or
-// Append) for each string of the batch, End when the batch is done.
+// Text is a stage's arena: Begin at the start of Process, Keep for each
+// string of the batch, End when the batch is done.
 // Outside a batch (a stage's method called alone) Keep returns a string of
 // its own. The zero value is ready to use; a Text belongs to one stage
 // and is not safe for concurrent use.

@@ -1,5 +1,5 @@
 // Package cache is the bounded cache the stages share across partitions
-// (user-agent parses, pseudonyms, anonymized IPs). One cache for every
+// (user-agent parses, geo blocks with their anonymized IPs). One cache for every
 // partition keeps memory independent of the partition count.
 package cache
 
