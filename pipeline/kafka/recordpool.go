@@ -28,8 +28,13 @@ import (
 // sync.Pool: under a memory limit the collector runs several times a
 // second and empties a sync.Pool each time, and the fetch buffers were
 // allocated again (a quarter of the bytes the process allocated in a
-// 256 MiB container). A slice put back over the bound goes to the
-// collector.
+// 256 MiB container). A slice put back over the bound takes the place of
+// idle slices of the class that holds the most idle bytes (or, if that is
+// its own class, goes to the collector): with many partitions a fetch
+// holds batches of many sizes, and when a returning slice was simply
+// dropped the bound filled with the classes that came back first while
+// the others were allocated anew for 44% of the fetched batches (tracker
+// workload, 64 partitions).
 //
 // The client zeroes a buffer up to its capacity before it puts it back
 // (4% of the CPU when buffers were lent whole). A snappy batch says its
@@ -40,12 +45,15 @@ type recordPool struct {
 	idle  int64                       // bytes of the slices in bytes and recs
 	bytes [poolClasses][][]byte       // cap in [2^(minClass+i), 2^(minClass+i+1))
 	recs  [poolClasses][][]kgo.Record // same classes by length
+	// held is the idle bytes of each class: bytes' (0) and recs' (1).
+	held [2][poolClasses]int64
 	// lent maps the array of each buffer lent with less than its
-	// capacity to that capacity. A buffer never put back (its partition
-	// was lost) stays here until the map passes maxLent entries and is
-	// cleared; one that comes back after that is kept at the capacity
-	// it was lent with, which its array holds.
-	lent map[*byte]int
+	// capacity to that capacity, in two generations: when lent[0] holds
+	// maxLent entries it becomes lent[1] and the one before is dropped.
+	// A buffer never put back (its partition was lost) is so forgotten
+	// after two generations; one that comes back after that is kept at
+	// the capacity it was lent with, which its array holds.
+	lent [2]map[*byte]int
 }
 
 const (
@@ -61,9 +69,13 @@ const (
 	// spareClasses: a Get takes a slice up to 2^spareClasses times the
 	// size it asked for before it allocates one.
 	spareClasses = 2
-	// maxLent bounds recordPool.lent: several times the batches in
-	// flight (at most a few hundred).
-	maxLent = 1024
+	// maxLent bounds a generation of recordPool.lent (16 bytes of map
+	// per entry), above the batches in flight: with 64 partitions a
+	// fetch carries batches down to a record each, and over a thousand
+	// were in flight. A clear of one map of 1,024 sent in-flight buffers
+	// back at their lent size, to smaller classes, and batches of their
+	// own class were allocated anew.
+	maxLent = 8192
 )
 
 var recordSize = int64(unsafe.Sizeof(kgo.Record{}))
@@ -101,7 +113,7 @@ func (p *recordPool) GetDecompressBytes(compressed []byte, codec kgo.Compression
 	if !ok {
 		return nil
 	}
-	b := take(p, p.bytes[:], c, 1)
+	b := take(p, p.bytes[:], kindBytes, c, 1)
 	if b == nil {
 		b = make([]byte, 0, 1<<(c+minClass))
 	}
@@ -109,13 +121,14 @@ func (p *recordPool) GetDecompressBytes(compressed []byte, codec kgo.Compression
 		return b
 	}
 	p.mu.Lock()
-	if len(p.lent) >= maxLent {
-		clear(p.lent)
+	if len(p.lent[0]) >= maxLent {
+		p.lent[1], p.lent[0] = p.lent[0], p.lent[1]
+		clear(p.lent[0])
 	}
-	if p.lent == nil {
-		p.lent = make(map[*byte]int)
+	if p.lent[0] == nil {
+		p.lent[0] = make(map[*byte]int)
 	}
-	p.lent[unsafe.SliceData(b)] = cap(b)
+	p.lent[0][unsafe.SliceData(b)] = cap(b)
 	p.mu.Unlock()
 	return b[:0:need]
 }
@@ -131,13 +144,16 @@ func (p *recordPool) PutDecompressBytes(b []byte) {
 	}
 	p.mu.Lock()
 	a := unsafe.SliceData(b)
-	if n, ok := p.lent[a]; ok {
-		delete(p.lent, a)
-		b = unsafe.Slice(a, n) // the array it was taken from
+	for _, m := range p.lent {
+		if n, ok := m[a]; ok {
+			delete(m, a)
+			b = unsafe.Slice(a, n) // the array it was taken from
+			break
+		}
 	}
 	p.mu.Unlock()
 	if c, ok := classOf(cap(b)); ok {
-		give(p, p.bytes[:], c, b[:0], 1)
+		give(p, p.bytes[:], kindBytes, c, b[:0], 1)
 	}
 }
 
@@ -147,7 +163,7 @@ func (p *recordPool) GetRecords(n int) []kgo.Record {
 	if !ok {
 		return make([]kgo.Record, 0, n)
 	}
-	if r := take(p, p.recs[:], c, recordSize); r != nil {
+	if r := take(p, p.recs[:], kindRecs, c, recordSize); r != nil {
 		return r
 	}
 	return make([]kgo.Record, 0, 1<<(c+minClass))
@@ -156,7 +172,7 @@ func (p *recordPool) GetRecords(n int) []kgo.Record {
 // PutRecords implements kgo.PoolRecords.
 func (p *recordPool) PutRecords(r []kgo.Record) {
 	if c, ok := classOf(cap(r)); ok {
-		give(p, p.recs[:], c, r[:0], recordSize)
+		give(p, p.recs[:], kindRecs, c, r[:0], recordSize)
 	}
 }
 
@@ -165,32 +181,70 @@ func (p *recordPool) PutRecords(r []kgo.Record) {
 // element. Batches differ in size (a producer's linger and batch limit
 // cut them), and a buffer of the exact class was idle for only half of
 // the fetches of the reference workload.
-func take[T any](p *recordPool, classes [][][]T, c int, size int64) []T {
+func take[T any](p *recordPool, classes [][][]T, kind, c int, size int64) []T {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i := c; i < min(c+1+spareClasses, len(classes)); i++ {
-		l := classes[i]
-		if len(l) == 0 {
-			continue
+		if s, ok := pop(p, classes, kind, i, size); ok {
+			return s
 		}
-		s := l[len(l)-1]
-		l[len(l)-1] = nil
-		classes[i] = l[:len(l)-1]
-		p.idle -= int64(cap(s)) * size
-		return s
 	}
 	return nil
 }
 
-// give keeps an empty slice of class c for a later take, unless the pool
-// would then hold more than maxIdle bytes.
-func give[T any](p *recordPool, classes [][][]T, c int, s []T, size int64) {
+// pop removes the last idle slice of class c (p.mu held).
+func pop[T any](p *recordPool, classes [][][]T, kind, c int, size int64) ([]T, bool) {
+	l := classes[c]
+	if len(l) == 0 {
+		return nil, false
+	}
+	s := l[len(l)-1]
+	l[len(l)-1] = nil
+	classes[c] = l[:len(l)-1]
+	n := int64(cap(s)) * size
+	p.idle -= n
+	p.held[kind][c] -= n
+	return s, true
+}
+
+// The kinds of slices, indexes of recordPool.held.
+const (
+	kindBytes = iota
+	kindRecs
+)
+
+// give keeps an empty slice of class c for a later take. Past maxIdle,
+// idle slices of the class holding the most idle bytes make room for it;
+// if that is its own class, s is dropped instead.
+func give[T any](p *recordPool, classes [][][]T, kind, c int, s []T, size int64) {
 	n := int64(cap(s)) * size
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.idle+n > maxIdle {
-		return
+	for p.idle+n > maxIdle {
+		k, v := p.fullest()
+		if k == kind && v == c || p.held[k][v] == 0 {
+			return
+		}
+		// Every pop frees at least one slice: the loop ends.
+		if k == kindBytes {
+			pop(p, p.bytes[:], k, v, 1)
+		} else {
+			pop(p, p.recs[:], k, v, recordSize)
+		}
 	}
 	p.idle += n
+	p.held[kind][c] += n
 	classes[c] = append(classes[c], s)
+}
+
+// fullest is the kind and class holding the most idle bytes (p.mu held).
+func (p *recordPool) fullest() (kind, class int) {
+	for k := range p.held {
+		for c, n := range p.held[k] {
+			if n > p.held[kind][class] {
+				kind, class = k, c
+			}
+		}
+	}
+	return kind, class
 }

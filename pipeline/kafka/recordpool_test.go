@@ -90,6 +90,49 @@ func TestPoolBound(t *testing.T) {
 	}
 }
 
+// TestPoolMakesRoom: at the bound, a slice put back takes the place of
+// idle slices of the class that holds the most idle bytes, so a class
+// that came back first cannot keep the others out; a slice of that
+// fullest class itself is dropped. held always sums to idle.
+func TestPoolMakesRoom(t *testing.T) {
+	var p recordPool
+	const small, large = 16 << 10, 64 << 10
+	cs, _ := classOf(small)
+	cl, _ := classOf(large)
+	for range maxIdle / small {
+		p.PutDecompressBytes(make([]byte, small))
+	}
+	if p.idle != maxIdle || len(p.bytes[cs]) != maxIdle/small {
+		t.Fatalf("%d idle bytes in %d slices, want the bound in %d", p.idle, len(p.bytes[cs]), maxIdle/small)
+	}
+	p.PutDecompressBytes(make([]byte, small)) // the fullest class: dropped
+	if len(p.bytes[cs]) != maxIdle/small {
+		t.Errorf("%d small slices after one more at the bound, want %d", len(p.bytes[cs]), maxIdle/small)
+	}
+	for range 3 {
+		p.PutDecompressBytes(make([]byte, large))
+	}
+	if len(p.bytes[cl]) != 3 || len(p.bytes[cs]) != maxIdle/small-3*large/small {
+		t.Errorf("%d large and %d small slices, want 3 and %d", len(p.bytes[cl]), len(p.bytes[cs]), maxIdle/small-3*large/small)
+	}
+	p.PutRecords(make([]kgo.Record, 0, 1024))
+	if len(p.recs[4]) != 1 {
+		t.Error("a records slice was not kept at the bound")
+	}
+	var sum int64
+	for k := range p.held {
+		for _, n := range p.held[k] {
+			sum += n
+		}
+	}
+	if p.idle > maxIdle || sum != p.idle {
+		t.Errorf("idle %d, held %d, bound %d", p.idle, sum, maxIdle)
+	}
+	if b := p.GetDecompressBytes(s2.EncodeSnappy(nil, make([]byte, large)), kgo.CodecSnappy); cap(b) != large {
+		t.Errorf("a large batch got cap %d, want a kept %d", cap(b), large)
+	}
+}
+
 // TestPoolLendsExactSnappy: a snappy batch's buffer is lent with its
 // decoded size as capacity (the client zeroes up to the capacity before
 // it gives a buffer back) and goes back whole to its class; a buffer the
@@ -108,8 +151,8 @@ func TestPoolLendsExactSnappy(t *testing.T) {
 	if again := p.GetDecompressBytes(s2.EncodeSnappy(nil, make([]byte, 400_000)), kgo.CodecSnappy); cap(again) != 400_000 || &again[:1][0] != &b[:1][0] {
 		t.Errorf("the array was not lent again for a batch it holds (cap %d)", cap(again))
 	}
-	if len(p.lent) != 1 {
-		t.Errorf("%d buffers lent on record, want 1", len(p.lent))
+	if len(p.lent[0])+len(p.lent[1]) != 1 {
+		t.Errorf("%d buffers lent on record, want 1", len(p.lent[0])+len(p.lent[1]))
 	}
 
 	// Not the pool's: kept by its capacity's class.
@@ -117,19 +160,30 @@ func TestPoolLendsExactSnappy(t *testing.T) {
 	if c, _ := classOf(70_000); len(p.bytes[c]) != 1 {
 		t.Error("a foreign buffer was not kept in its class")
 	}
-	// Past maxLent the record is cleared; a buffer lent before comes
+	// A buffer lent one generation ago still comes back whole; past two
+	// generations the record is dropped and a buffer lent before comes
 	// back as the capacity it was lent with.
 	q := recordPool{}
-	first := q.GetDecompressBytes(s2.EncodeSnappy(nil, make([]byte, 1000)), kgo.CodecSnappy)
+	snappy1000 := s2.EncodeSnappy(nil, make([]byte, 1000))
+	first := q.GetDecompressBytes(snappy1000, kgo.CodecSnappy)
 	for range maxLent {
-		q.GetDecompressBytes(s2.EncodeSnappy(nil, make([]byte, 1000)), kgo.CodecSnappy)
+		q.GetDecompressBytes(snappy1000, kgo.CodecSnappy)
 	}
-	if len(q.lent) > maxLent {
-		t.Errorf("%d buffers on record, bound %d", len(q.lent), maxLent)
-	}
+	second := q.GetDecompressBytes(snappy1000, kgo.CodecSnappy) // a generation later than first
 	q.PutDecompressBytes(first)
+	if c, _ := classOf(1024); len(q.bytes[c]) != 1 || cap(q.bytes[c][0]) != 1024 {
+		t.Fatal("a buffer lent a generation ago did not come back whole")
+	}
+	q.GetDecompressBytes(snappy1000, kgo.CodecSnappy) // takes first's array again
+	for range 2 * maxLent {
+		q.GetDecompressBytes(snappy1000, kgo.CodecSnappy)
+	}
+	if n := len(q.lent[0]) + len(q.lent[1]); n > 2*maxLent {
+		t.Errorf("%d buffers on record, bound %d", n, 2*maxLent)
+	}
+	q.PutDecompressBytes(second)
 	if c, _ := classOf(1000); len(q.bytes[c]) != 1 || cap(q.bytes[c][0]) != 1000 {
-		t.Error("a buffer lent before the clear did not come back by its lent capacity")
+		t.Error("a buffer lent two generations ago did not come back by its lent capacity")
 	}
 	// Other codecs: the whole array (their size is a guess the client
 	// may outgrow).
