@@ -207,80 +207,98 @@ func skipSpaces(b []byte, i int) int {
 // compactValue validates the JSON value at b[i:] as fastjson.Validate
 // does and appends it to dst without whitespace outside strings. It
 // returns the index after the value; ok is false for anything invalid or
-// deeper than maxFastDepth.
+// deeper than maxFastDepth. The value is copied in runs between the
+// whitespace it skips: one copy for a value written without any.
 func compactValue(dst, b []byte, i, depth int) (_ []byte, _ int, ok bool) {
-	if i >= len(b) {
-		return dst, i, false
+	c := compactor{dst: dst, b: b, run: i}
+	if i, ok = c.value(i, depth); !ok {
+		return c.dst, i, false
 	}
-	switch c := b[i]; {
-	case c == '{' || c == '[':
+	return append(c.dst, b[c.run:i]...), i, true
+}
+
+// compactor is compactValue's state: dst holds b[:run] compacted, and
+// b[run:] is yet to be copied.
+type compactor struct {
+	dst []byte
+	b   []byte
+	run int
+}
+
+// skip skips the spaces at b[i:], copying the run before them.
+func (c *compactor) skip(i int) int {
+	j := skipSpaces(c.b, i)
+	if j != i {
+		c.dst = append(c.dst, c.b[c.run:i]...)
+		c.run = j
+	}
+	return j
+}
+
+// value checks the value at b[i:] and returns the index after it.
+func (c *compactor) value(i, depth int) (int, bool) {
+	b := c.b
+	if i >= len(b) {
+		return i, false
+	}
+	switch ch := b[i]; {
+	case ch == '{' || ch == '[':
 		if depth >= maxFastDepth {
-			return dst, i, false
+			return i, false
 		}
 		closer := byte('}')
-		if c == '[' {
+		if ch == '[' {
 			closer = ']'
 		}
-		dst = append(dst, c)
-		i = skipSpaces(b, i+1)
+		i = c.skip(i + 1)
 		if i < len(b) && b[i] == closer {
-			return append(dst, closer), i + 1, true
+			return i + 1, true
 		}
 		for {
-			if c == '{' {
+			if ch == '{' {
 				if i >= len(b) || b[i] != '"' {
-					return dst, i, false
+					return i, false
 				}
-				var end int
-				if end, ok = scanString(b, i); !ok {
-					return dst, i, false
+				end, ok := scanString(b, i)
+				if !ok {
+					return i, false
 				}
-				dst = append(dst, b[i:end]...)
-				i = skipSpaces(b, end)
+				i = c.skip(end)
 				if i >= len(b) || b[i] != ':' {
-					return dst, i, false
+					return i, false
 				}
-				dst = append(dst, ':')
-				i = skipSpaces(b, i+1)
+				i = c.skip(i + 1)
 			}
-			if dst, i, ok = compactValue(dst, b, i, depth+1); !ok {
-				return dst, i, false
+			var ok bool
+			if i, ok = c.value(i, depth+1); !ok {
+				return i, false
 			}
-			i = skipSpaces(b, i)
+			i = c.skip(i)
 			if i >= len(b) {
-				return dst, i, false
+				return i, false
 			}
 			if b[i] == ',' {
-				dst = append(dst, ',')
-				i = skipSpaces(b, i+1)
+				i = c.skip(i + 1)
 				continue
 			}
 			if b[i] != closer {
-				return dst, i, false
+				return i, false
 			}
-			return append(dst, closer), i + 1, true
+			return i + 1, true
 		}
-	case c == '"':
-		end, ok := scanString(b, i)
-		if !ok {
-			return dst, i, false
-		}
-		return append(dst, b[i:end]...), end, true
-	case c == 't', c == 'f', c == 'n':
+	case ch == '"':
+		return scanString(b, i)
+	case ch == 't', ch == 'f', ch == 'n':
 		for _, lit := range [...]string{"true", "false", "null"} {
-			if lit[0] == c {
+			if lit[0] == ch {
 				if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-					return dst, i, false
+					return i, false
 				}
-				return append(dst, lit...), i + len(lit), true
+				return i + len(lit), true
 			}
 		}
 	}
-	end, ok := scanNumber(b, i)
-	if !ok {
-		return dst, i, false
-	}
-	return append(dst, b[i:end]...), end, true
+	return scanNumber(b, i)
 }
 
 // scanString checks the string whose opening quote is b[i] (escapes as
