@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"math/bits"
+	"runtime/debug"
 	"sync"
 	"unsafe"
 
@@ -24,7 +25,8 @@ import (
 //
 // Both pools keep their slices in power-of-two size classes, so that a
 // batch gets a buffer that fits (a snappy batch says its decoded size).
-// The idle slices are a free list bounded by maxIdle bytes, not a
+// The idle slices are a free list bounded by maxIdle bytes (less under a
+// low memory limit: idleBound), not a
 // sync.Pool: under a memory limit the collector runs several times a
 // second and empties a sync.Pool each time, and the fetch buffers were
 // allocated again (a quarter of the bytes the process allocated in a
@@ -47,6 +49,9 @@ type recordPool struct {
 	recs  [poolClasses][][]kgo.Record // same classes by length
 	// held is the idle bytes of each class: bytes' (0) and recs' (1).
 	held [2][poolClasses]int64
+	// bound is the most idle bytes kept: idleBound of the Go runtime's
+	// memory limit, read at the first give (0: not read yet).
+	bound int64
 	// lent maps the array of each buffer lent with less than its
 	// capacity to that capacity, in two generations: when lent[0] holds
 	// maxLent entries it becomes lent[1] and the one before is dropped.
@@ -219,14 +224,17 @@ const (
 	kindRecs
 )
 
-// give keeps an empty slice of class c for a later take. Past maxIdle,
+// give keeps an empty slice of class c for a later take. Past p.bound,
 // idle slices of the class holding the most idle bytes make room for it;
 // if that is its own class, s is dropped instead.
 func give[T any](p *recordPool, classes [][][]T, kind, c int, s []T, size int64) {
 	n := int64(cap(s)) * size
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.idle+n > maxIdle {
+	if p.bound == 0 {
+		p.bound = idleBound(debug.SetMemoryLimit(-1))
+	}
+	for p.idle+n > p.bound {
 		k, v := p.fullest()
 		if k == kind && v == c || p.held[k][v] == 0 {
 			return
@@ -242,6 +250,11 @@ func give[T any](p *recordPool, classes [][][]T, kind, c int, s []T, size int64)
 	p.held[kind][c] += n
 	classes[c] = append(classes[c], s)
 }
+
+// idleBound is the pool's bound under the Go memory limit limit: maxIdle,
+// or a third of a lower limit's (a 256 MiB container's soft limit of
+// 204.8 MiB keeps maxIdle; a smaller container keeps less).
+func idleBound(limit int64) int64 { return min(maxIdle, limit/3) }
 
 // fullest is the kind and class holding the most idle bytes (p.mu held).
 func (p *recordPool) fullest() (kind, class int) {

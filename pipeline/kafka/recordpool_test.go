@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"math"
 	"runtime"
 	"testing"
 
@@ -87,6 +88,20 @@ func TestPoolBound(t *testing.T) {
 	}
 	if p.idle != 0 {
 		t.Errorf("%d idle bytes after every slice was lent again", p.idle)
+	}
+}
+
+// TestIdleBound: maxIdle without a memory limit or in a 256 MiB
+// container's soft limit, a third of a lower one.
+func TestIdleBound(t *testing.T) {
+	for _, c := range []struct{ limit, want int64 }{
+		{math.MaxInt64, maxIdle},
+		{256 << 20 / 5 * 4, maxIdle},
+		{96 << 20, 32 << 20},
+	} {
+		if got := idleBound(c.limit); got != c.want {
+			t.Errorf("idleBound(%d) = %d, want %d", c.limit, got, c.want)
+		}
 	}
 }
 
