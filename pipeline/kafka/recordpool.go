@@ -234,6 +234,9 @@ func give[T any](p *recordPool, classes [][][]T, kind, c int, s []T, size int64)
 	if p.bound == 0 {
 		p.bound = idleBound(debug.SetMemoryLimit(-1))
 	}
+	if n > p.bound {
+		return // would not fit even alone: evict nothing for it
+	}
 	for p.idle+n > p.bound {
 		k, v := p.fullest()
 		if k == kind && v == c || p.held[k][v] == 0 {
@@ -251,8 +254,8 @@ func give[T any](p *recordPool, classes [][][]T, kind, c int, s []T, size int64)
 	classes[c] = append(classes[c], s)
 }
 
-// idleBound is the pool's bound under the Go memory limit limit: maxIdle,
-// or a third of a lower limit's (a 256 MiB container's soft limit of
+// idleBound is the pool's bound under a Go memory limit of limit bytes:
+// maxIdle, or a third of a lower limit (a 256 MiB container's soft limit of
 // 204.8 MiB keeps maxIdle; a smaller container keeps less).
 func idleBound(limit int64) int64 { return min(maxIdle, limit/3) }
 
