@@ -3,11 +3,14 @@ package parquet
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/parquet-go/parquet-go/compress/uncompressed"
 )
 
 // decodeHybrid is the RLE/bit-packed hybrid decoder of the Parquet spec,
@@ -183,5 +186,29 @@ func TestBlockBuf(t *testing.T) {
 			t.Errorf("first block of %d bytes", cap(b.blocks[0]))
 		}
 		b.release()
+	}
+}
+
+// TestNewWriterBuffersHoldAPage: a new writer's page buffers hold a full
+// page from the start, so filling its first pages allocates nothing
+// (presize), where append grew every buffer from empty.
+func TestNewWriterBuffersHoldAPage(t *testing.T) {
+	o := newOutput(EventRow{}, EventColumns, addEvent, &uncompressed.Codec{}, "test")
+	w := newFileWriter(o)
+	w.reset(io.Discard)
+	// Below one page of each column: only appends, no page encoded.
+	const n = 800 // run twice by AllocsPerRun: 1,600 values, a page of event_id holds 2,048
+	allocs := testing.AllocsPerRun(1, func() {
+		for i := range n {
+			w.str(0, "0123456789ab", true)  // event_id: PLAIN, 16 bytes a value
+			w.str(1, "page_view", true)     // event_name: dictionary indexes
+			w.i64(2, int64(i))              // event_time
+			w.str(4, "", false)             // app_id: NULL, definition levels
+			w.f64(19, float64(i), i%2 == 0) // geo_latitude
+			w.boolean(26, i%3 == 0, true)   // ua_is_bot
+		}
+	})
+	if allocs > 1 { // the dictionary's first value and its map
+		t.Errorf("%v allocations filling a new writer's first pages, want at most 1", allocs)
 	}
 }
