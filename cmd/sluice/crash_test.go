@@ -69,10 +69,15 @@ func crashTest(t *testing.T, stages string, check func(*testing.T, testkit.Outpu
 		cycles = v // make chaos: more kills
 	}
 	// About 2.3s of production per cycle (30,000 records for 9 cycles), so
-	// that every kill lands while records still arrive.
+	// that every kill lands while records still arrive; each cycle releases
+	// its share, so that a slow machine's late cycles still have records to
+	// flush (a failpoint on the 5th upload needs five more uploads).
 	records := 30000 * max(cycles, 9) / 9
+	gate := make(chan struct{}, cycles)
 	genDone := make(chan generated, 1)
-	go func() { genDone <- produceKafkaGo(t, brokers[0], topic, records, 31, 350*time.Millisecond) }()
+	go func() {
+		genDone <- produceKafkaGoGated(t, brokers[0], topic, records, 31, 350*time.Millisecond, gate, records/cycles)
+	}()
 
 	rng := rand.New(rand.NewPCG(2026, 11))
 	kills := 0
@@ -80,6 +85,7 @@ func crashTest(t *testing.T, stages string, check func(*testing.T, testkit.Outpu
 	// of a flush; even cycles: SIGKILL from outside at a random moment.
 	points := []string{"upload", "state-pending", "state-done"}
 	for i := range cycles {
+		gate <- struct{}{}
 		before := testkit.ReadOutput(t, out).Total()
 		if i%2 == 1 {
 			fp := fmt.Sprintf("%s=%d", points[(i/2)%len(points)], 1+rng.IntN(5))
@@ -113,6 +119,7 @@ func crashTest(t *testing.T, stages string, check func(*testing.T, testkit.Outpu
 		kills++
 		t.Logf("cycle %d: SIGKILL after %s: %d rows so far", i, wait, testkit.ReadOutput(t, out).Total())
 	}
+	close(gate)
 	var gen generated
 	select {
 	case gen = <-genDone:

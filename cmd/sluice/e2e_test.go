@@ -124,6 +124,17 @@ type generated struct {
 // client library independent of the one sluice uses.
 func produceKafkaGo(t *testing.T, addr, topic string, n int, seed uint64, pace time.Duration) generated {
 	t.Helper()
+	return produceKafkaGoGated(t, addr, topic, n, seed, pace, nil, 0)
+}
+
+// produceKafkaGoGated is produceKafkaGo paced by its caller as well as by
+// the clock: with a non-nil gate, it sends no record past the ones released
+// so far, and each receive from gate releases perGate more (a closed gate
+// releases the rest). A test whose steps need records still to arrive —
+// a crash cycle waiting for its failpoint — then gets them however slowly
+// the machine runs.
+func produceKafkaGoGated(t *testing.T, addr, topic string, n int, seed uint64, pace time.Duration, gate <-chan struct{}, perGate int) generated {
+	t.Helper()
 	w := &kafkago.Writer{
 		Addr:         kafkago.TCP(addr),
 		Topic:        topic,
@@ -137,11 +148,31 @@ func produceKafkaGo(t *testing.T, addr, topic string, n int, seed uint64, pace t
 	gen := generated{valid: map[string]int{}, bad: map[string]int{}}
 	const chunk = 500
 	// Bounded, and long enough for slow paced runs (make chaos).
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second+time.Duration(n/chunk+1)*(pace+time.Second))
+	bound := 60*time.Second + time.Duration(n/chunk+1)*(pace+time.Second)
+	if gate != nil {
+		bound += 10 * time.Minute // the caller's steps between releases
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
-	for sent := 0; sent < n; sent += chunk {
+	released := n
+	if gate != nil {
+		released = 0
+	}
+	for sent := 0; sent < n; {
+		for sent >= released {
+			select {
+			case _, ok := <-gate:
+				released += perGate
+				if !ok {
+					released = n
+				}
+			case <-ctx.Done():
+				t.Errorf("kafka-go produce: no release after %d records: %v", sent, ctx.Err())
+				return gen
+			}
+		}
 		msgs := make([]kafkago.Message, 0, chunk)
-		for i := sent; i < min(sent+chunk, n); i++ {
+		for i := sent; i < min(sent+chunk, n, released); i++ {
 			v, kind := g.Append(nil)
 			key := v
 			if kind == synth.Bad {
@@ -160,6 +191,7 @@ func produceKafkaGo(t *testing.T, addr, topic string, n int, seed uint64, pace t
 			return gen
 		}
 		gen.total += len(msgs)
+		sent += len(msgs)
 		time.Sleep(pace)
 	}
 	return gen
