@@ -135,17 +135,15 @@ func BenchmarkParquetSink(b *testing.B) {
 			p, _ := sink.OpenPartition("events", 0)
 			factory := chain(b)
 			// Enrich once outside the timer; the sink copies what it keeps.
-			// The batches are kept past the next Process, so each has
-			// stages of its own (an event's text lives in the arenas of
-			// decode and pseudonymize until their next batch).
+			// Each batch keeps its events' text in its own arena.
+			stages, err := factory("events", 0)
+			if err != nil {
+				b.Fatal(err)
+			}
 			batches := make([]*pipeline.Batch, 0, len(recs)/batchSize)
 			for j := 0; j < len(recs); j += batchSize {
 				bt := &pipeline.Batch{}
 				fillBatch(bt, recs[j:j+batchSize], int64(j))
-				stages, err := factory("events", 0)
-				if err != nil {
-					b.Fatal(err)
-				}
 				for _, s := range stages {
 					if err := s.Process(context.Background(), bt); err != nil {
 						b.Fatal(err)
@@ -173,6 +171,148 @@ func BenchmarkParquetSink(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(dirBytes(b, dir))/float64(b.N), "file-B/event")
+		})
+	}
+}
+
+// BenchmarkParquetSinkFiles: the sink's cost as the files get smaller and
+// more are open at once, the work of one run spread over 1, 8 and 64
+// partitions. A run of 1,000,000 events gives each of 8 partitions a file
+// of 125,000 rows and each of 64 one of 15,625; batches of 256 go to the
+// partitions in turn, as the workers hand them over. partitions=1 with
+// small files is the cost of the files alone, without the other open
+// writers competing for the CPU's caches. One op is one event.
+func BenchmarkParquetSinkFiles(b *testing.B) {
+	const events, batch = 1_000_000, 256
+	recs, size := workload(100_000)
+	factory := enrich(b)
+	stages, err := factory("events", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var batches []*pipeline.Batch
+	for j := 0; j+batch <= len(recs); j += batch {
+		bt := &pipeline.Batch{}
+		fillBatch(bt, recs[j:j+batch], int64(j)) // each batch's text in its own arena
+		for _, s := range stages {
+			if err := s.Process(context.Background(), bt); err != nil {
+				b.Fatal(err)
+			}
+		}
+		batches = append(batches, bt)
+	}
+	for _, c := range []struct{ parts, rows int }{{1, events}, {8, events / 8}, {64, events / 64}, {1, events / 64}} {
+		b.Run(fmt.Sprintf("partitions=%d/rows=%d", c.parts, c.rows), func(b *testing.B) {
+			dir := b.TempDir()
+			store, err := objstore.NewDir(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sink, _ := pqsink.New(store, pqsink.Options{SpoolDir: b.TempDir()}) // as sluice runs
+			parts := make([]pipeline.PartitionSink, c.parts)
+			first, next := make([]int64, c.parts), make([]int64, c.parts)
+			for i := range parts {
+				if parts[i], err = sink.OpenPartition("events", int32(i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			flush := func(i int) {
+				if next[i] > first[i] {
+					if _, err := parts[i].Flush(context.Background(), first[i], next[i]-1); err != nil {
+						b.Fatal(err)
+					}
+				}
+				first[i] = next[i]
+			}
+			b.ReportAllocs()
+			b.SetBytes(size / int64(len(recs)))
+			b.ResetTimer()
+			for i, n := 0, 0; n < b.N; i++ {
+				p, bt := i%c.parts, batches[i%len(batches)]
+				if err := parts[p].Write(bt); err != nil {
+					b.Fatal(err)
+				}
+				n += len(bt.Events)
+				next[p] += int64(len(bt.Events))
+				if parts[p].Pending().Rows >= int64(c.rows) {
+					flush(p)
+				}
+			}
+			for i := range parts {
+				flush(i)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(dirBytes(b, dir))/float64(b.N), "file-B/event")
+		})
+	}
+}
+
+// BenchmarkPartitions: the whole chain of the reference pipeline but Kafka
+// (decode, geo, useragent, pseudonymize, the sink), one chain per
+// partition as the workers have, batches of 256 records to the partitions
+// in turn, each partition's file closed at a 1,000,000-event run's share,
+// one batch shared by them as the workers share theirs. What the number of
+// partitions costs without the client's fetches. One op is one record.
+func BenchmarkPartitions(b *testing.B) {
+	const events, batch = 1_000_000, 256
+	recs, size := workload(100_000)
+	factory := enrich(b)
+	for _, parts := range []int{8, 64} {
+		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) {
+			dir := b.TempDir()
+			store, err := objstore.NewDir(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sink, _ := pqsink.New(store, pqsink.Options{SpoolDir: b.TempDir()})
+			type partition struct {
+				stages      []pipeline.Stage
+				sink        pipeline.PartitionSink
+				first, next int64
+			}
+			ps := make([]partition, parts)
+			var bt pipeline.Batch
+			for i := range ps {
+				if ps[i].stages, err = factory("events", int32(i)); err != nil {
+					b.Fatal(err)
+				}
+				if ps[i].sink, err = sink.OpenPartition("events", int32(i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			flush := func(p *partition) {
+				if p.next > p.first {
+					if _, err := p.sink.Flush(context.Background(), p.first, p.next-1); err != nil {
+						b.Fatal(err)
+					}
+				}
+				p.first = p.next
+			}
+			b.ReportAllocs()
+			b.SetBytes(size / int64(len(recs)))
+			b.ResetTimer()
+			for i, n := 0, 0; n < b.N; i++ {
+				p := &ps[i%parts]
+				j := (n % len(recs)) / batch * batch
+				k := min(j+batch, len(recs), j+b.N-n)
+				fillBatch(&bt, recs[j:k], p.next)
+				for _, s := range p.stages {
+					if err := s.Process(context.Background(), &bt); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := p.sink.Write(&bt); err != nil {
+					b.Fatal(err)
+				}
+				n += k - j
+				p.next += int64(k - j)
+				if p.sink.Pending().Rows >= events/int64(parts) {
+					flush(p)
+				}
+			}
+			for i := range ps {
+				flush(&ps[i])
+			}
 		})
 	}
 }

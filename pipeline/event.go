@@ -6,6 +6,8 @@ package pipeline
 import (
 	"net/netip"
 	"unicode/utf8"
+
+	"github.com/sluicedata/sluice/internal/arena"
 )
 
 // State is what becomes of an event after the stages ran.
@@ -170,7 +172,10 @@ func ShortReason(reason string) string {
 }
 
 // Batch is a run of consecutive records of one partition, in offset order.
-// A worker owns its batch and reuses it; stages modify events in place.
+// A worker owns the batch while it runs it through the stages and the
+// sink; stages modify events in place. Workers reuse batches: the memory
+// of the batch run last (its events, its text) is the one most likely in
+// the CPU's caches, whichever partition it was for.
 type Batch struct {
 	Topic     string
 	Partition int32
@@ -182,6 +187,10 @@ type Batch struct {
 	// worker from the partition state; the same for every batch of a range,
 	// so a re-run places records as the first run did.
 	SealedBefore int64
+	// Text is the arena of the text stages give the batch's events: valid
+	// until the batch's next Reset. Reset begins it; a batch never reset
+	// gives each string an allocation of its own.
+	Text arena.Text
 }
 
 // HourMs is the Unix hour (hours since the epoch) an event of Kafka time
@@ -197,10 +206,12 @@ func HourMs(ms, sealedBefore int64) int64 {
 	return h
 }
 
-// Reset empties the batch, keeping its capacity.
+// Reset empties the batch, keeping its capacity, and begins its text
+// arena: the text of the events before it is gone.
 func (b *Batch) Reset() {
 	clear(b.Events)
 	b.Events = b.Events[:0]
+	b.Text.Begin()
 }
 
 // Counts returns how many events of b are kept, rejected and dropped.

@@ -1,17 +1,18 @@
 // Package arena holds the text stages give a batch's events: one buffer
-// per stage, reused by the stage's next batch, instead of one allocation
-// per string. Text kept this way is valid only while its batch is
-// processed (the lifetime pipeline.Event states for all event text):
-// whatever keeps it longer copies it.
+// per batch (pipeline.Batch.Text), shared by its stages in turn and reused
+// by the batch's next use, instead of one allocation per string. Text kept
+// this way is valid only while its batch is processed (the lifetime
+// pipeline.Event states for all event text): whatever keeps it longer
+// copies it.
 package arena
 
 import "unsafe"
 
-// Text is a stage's arena: Begin at the start of Process, Keep for each
-// string of the batch, End when the batch is done.
-// Outside a batch (a stage's method called alone) Keep returns a string of
-// its own. The zero value is ready to use; a Text belongs to one stage
-// and is not safe for concurrent use.
+// Text is a batch's arena: Begin when the batch starts (Batch.Reset), Keep
+// for each string of the batch, by any of its stages. Outside a batch (a
+// stage's method called alone: a nil Text, or one never begun) Keep
+// returns a string of its own. The zero value is ready to use; a Text
+// belongs to one batch and is not safe for concurrent use.
 type Text struct {
 	buf     []byte
 	inBatch bool
@@ -59,7 +60,7 @@ func (a *Text) Keep(b []byte) string {
 	switch {
 	case len(b) == 0:
 		return ""
-	case !a.inBatch:
+	case a == nil || !a.inBatch:
 		return string(b)
 	}
 	at := len(a.buf)

@@ -45,8 +45,6 @@ type worker struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 
-	batch pipeline.Batch
-
 	flusher *delivery.Flusher     // the delivery protocol of this partition
 	replay  *delivery.OffsetRange // a range that must be flushed exactly as it was
 
@@ -80,7 +78,6 @@ func newWorker(r *Runner, topic string, partition int32, stages []pipeline.Stage
 		ctx:       ctx,
 		cancel:    cancel,
 		done:      make(chan struct{}),
-		batch:     pipeline.Batch{Topic: topic, Partition: partition},
 	}
 }
 
@@ -250,9 +247,10 @@ func (w *worker) handle(recs []*kgo.Record) error {
 }
 
 // maxBatch bounds the events the stages and the sink see at once: a
-// worker's batch keeps its capacity (about 500 bytes an event), and a
-// whole poll (up to MaxPollRecords) per partition cost about 5 MiB per
-// worker; 1,024 still held 49 MiB at 64 partitions.
+// batch keeps its capacity (about 700 bytes an event, and the events'
+// text), and a whole poll (up to MaxPollRecords) per partition cost about
+// 5 MiB per worker when each worker kept its own batch; 1,024 still held
+// 49 MiB at 64 partitions.
 const maxBatch = 256
 
 // process runs recs through the stages into the sink, maxBatch at a time.
@@ -273,8 +271,13 @@ func (w *worker) process(recs []*kgo.Record) error {
 }
 
 func (w *worker) processBatch(recs []*kgo.Record) error {
-	b := &w.batch
+	b, _ := w.r.batches.Get().(*pipeline.Batch)
+	if b == nil {
+		b = new(pipeline.Batch)
+	}
+	defer w.r.batches.Put(b)
 	b.Reset()
+	b.Topic, b.Partition, b.SealedBefore = w.topic, w.partition, 0
 	if w.ck != nil {
 		b.SealedBefore = w.ck.State().SealedBefore
 	}

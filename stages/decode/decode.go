@@ -47,7 +47,7 @@ type Stage struct {
 	scratch []byte // string arena of the current event
 	extra   []byte
 	props   []byte
-	text    arena.Text // the text of the batch's events (Process)
+	text    *arena.Text // the batch's arena while Process runs (nil: strings of their own)
 }
 
 // New returns a decode stage counting into stats (shared by the stages of
@@ -63,13 +63,14 @@ func New(stats *Stats) *Stage {
 func (s *Stage) Name() string { return StageName }
 
 // Process implements pipeline.Stage: it decodes every kept event of b from
-// its Raw value. The events' text fields share one buffer of the stage's,
-// reused by the next Process: like Raw, they are valid only while the
-// batch is processed (pipeline.Event), and whatever keeps one longer
-// copies it. No allocation per event.
+// its Raw value. The events' text fields share one buffer, the batch's
+// arena (pipeline.Batch.Text), reused by the batch's next use: like Raw,
+// they are valid only while the batch is processed (pipeline.Event), and
+// whatever keeps one longer copies it. No allocation per event once the
+// batch was reset.
 func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
-	s.text.Begin()
-	defer s.text.End()
+	s.text = &b.Text
+	defer func() { s.text = nil }()
 	for i := range b.Events {
 		e := &b.Events[i]
 		if e.State != pipeline.Keep {

@@ -48,7 +48,7 @@ type Snowplow struct {
 	arena      []byte
 	b64        []byte
 	order      []int
-	text       arena.Text // the text of the batch's events (Process)
+	text       *arena.Text // the batch's arena while Process runs (nil: strings of their own)
 }
 
 // NewSnowplow returns a Snowplow decode stage counting into stats (nil:
@@ -67,8 +67,8 @@ func (s *Snowplow) Name() string { return StageName }
 // is replaced by the events of its payload, in order. Their text shares
 // one arena, valid while the batch is processed (as for Stage.Process).
 func (s *Snowplow) Process(_ context.Context, b *pipeline.Batch) error {
-	s.text.Begin()
-	defer s.text.End()
+	s.text = &b.Text
+	defer func() { s.text = nil }()
 	out := s.out[:0]
 	for i := range b.Events {
 		src := &b.Events[i]
@@ -78,7 +78,8 @@ func (s *Snowplow) Process(_ context.Context, b *pipeline.Batch) error {
 		}
 		out = s.decodeRecord(out, src)
 	}
-	// The two arrays swap: both belong to this partition's worker.
+	// The two arrays swap owners: the stage keeps the batch's old one
+	// (each has one owner at a time, however batches are reused).
 	clear(b.Events)
 	b.Events, s.out = out, b.Events[:0]
 	return nil

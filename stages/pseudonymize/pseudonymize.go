@@ -119,7 +119,7 @@ type Stage struct {
 	sum     []byte
 	idbuf   []byte
 	hexbuf  [2 * sha256.Size]byte
-	text    arena.Text // the batch's pseudonyms (Process)
+	text    *arena.Text // the batch's arena while Process runs (nil: strings of their own)
 	session bool
 	props   []string
 	parser  fastjson.Parser
@@ -169,8 +169,8 @@ func (s *Stage) Pseudonym(id string) string {
 // Process implements pipeline.Stage. The raw user id is cleared from the
 // event once its pseudonym is set, so no later stage or sink can see it.
 func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
-	s.text.Begin()
-	defer s.text.End()
+	s.text = &b.Text
+	defer func() { s.text = nil }()
 	for i := range b.Events {
 		e := &b.Events[i]
 		if e.State != pipeline.Keep {

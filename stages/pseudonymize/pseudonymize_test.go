@@ -101,7 +101,9 @@ func TestOptionsValidate(t *testing.T) {
 
 // batch returns n events with distinct user ids (and session ids).
 func batch(n, seed int) *pipeline.Batch {
-	b := &pipeline.Batch{Events: make([]pipeline.Event, n)}
+	b := &pipeline.Batch{}
+	b.Reset()
+	b.Events = make([]pipeline.Event, n)
 	for i := range b.Events {
 		b.Events[i] = pipeline.Event{UserID: fmt.Sprintf("user-%d-%d", seed, i), SessionID: fmt.Sprintf("s-%d", i), Present: pipeline.HasUserID | pipeline.HasSessionID}
 	}
@@ -137,6 +139,7 @@ func TestPseudonymsOfABatch(t *testing.T) {
 		for i := range b.Events {
 			b.Events[i].Present |= pipeline.HasUserID
 		}
+		b.Text.Begin() // the batch's next use
 		s.Process(context.Background(), b)
 	}); n != 0 {
 		t.Errorf("Process of 200 events allocates %.1f times", n)
@@ -144,8 +147,8 @@ func TestPseudonymsOfABatch(t *testing.T) {
 }
 
 // TestKeptPseudonymIsPoisoned: under the race detector (make test) a
-// pseudonym kept past its batch reads as 0xFF bytes after the next
-// Process.
+// pseudonym kept past its batch reads as 0xFF bytes once the batch is
+// reset for its next use.
 func TestKeptPseudonymIsPoisoned(t *testing.T) {
 	if !arena.Poisoned() {
 		t.Skip("only under -race")
@@ -154,7 +157,9 @@ func TestKeptPseudonymIsPoisoned(t *testing.T) {
 	b := batch(1, 0)
 	s.Process(context.Background(), b)
 	kept := b.Events[0].UserPseudoID
-	s.Process(context.Background(), batch(1, 1))
+	b.Reset()
+	b.Events = append(b.Events, batch(1, 1).Events...)
+	s.Process(context.Background(), b)
 	if kept != strings.Repeat("\xff", 64) {
 		t.Errorf("kept pseudonym %q", kept)
 	}
