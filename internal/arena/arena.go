@@ -32,7 +32,7 @@ var poison = false
 // (builds with the race detector).
 func Poisoned() bool { return poison }
 
-// Begin starts a batch; End must follow.
+// Begin starts a batch: the text kept since the last Begin is given up.
 func (a *Text) Begin() {
 	if cap(a.buf) > MaxKept {
 		a.buf = nil
@@ -49,9 +49,6 @@ func (a *Text) Begin() {
 	}
 	a.buf, a.inBatch = a.buf[:0], true
 }
-
-// End ends the batch Begin started.
-func (a *Text) End() { a.inBatch = false }
 
 // Keep returns b as a string: in the arena during a batch, else a copy of
 // its own. Growth leaves the batch's earlier text in the old array, which

@@ -18,16 +18,14 @@ func TestText(t *testing.T) {
 	if a.Keep(nil) != "" || x != "one" || y != "two" {
 		t.Errorf("in a batch: %q %q", x, y)
 	}
-	a.End()
-	if s := a.Keep([]byte("after")); s != "after" || len(a.buf) != 6 {
-		t.Errorf("after End: %q, arena %d bytes", s, len(a.buf))
+	var none *Text // a stage's arena outside a batch
+	if s := none.Keep([]byte("alone")); s != "alone" {
+		t.Errorf("Keep on a nil arena: %q", s)
 	}
 	a.Begin()
 	big := a.Keep([]byte(strings.Repeat("b", MaxKept+1)))
-	a.End()
 	a.Begin()
 	if cap(a.buf) != 0 || len(big) != MaxKept+1 {
 		t.Errorf("an arena past MaxKept is kept: %d", cap(a.buf))
 	}
-	a.End()
 }
