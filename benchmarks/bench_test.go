@@ -203,43 +203,23 @@ func BenchmarkParquetSinkFiles(b *testing.B) {
 	}
 	for _, c := range []struct{ parts, rows int }{{1, events}, {8, events / 8}, {64, events / 64}, {1, events / 64}} {
 		b.Run(fmt.Sprintf("partitions=%d/rows=%d", c.parts, c.rows), func(b *testing.B) {
-			dir := b.TempDir()
-			store, err := objstore.NewDir(dir)
-			if err != nil {
-				b.Fatal(err)
-			}
-			sink, _ := pqsink.New(store, pqsink.Options{SpoolDir: b.TempDir()}) // as sluice runs
-			parts := make([]pipeline.PartitionSink, c.parts)
-			first, next := make([]int64, c.parts), make([]int64, c.parts)
-			for i := range parts {
-				if parts[i], err = sink.OpenPartition("events", int32(i)); err != nil {
-					b.Fatal(err)
-				}
-			}
-			flush := func(i int) {
-				if next[i] > first[i] {
-					if _, err := parts[i].Flush(context.Background(), first[i], next[i]-1); err != nil {
-						b.Fatal(err)
-					}
-				}
-				first[i] = next[i]
-			}
+			dir, parts := openBenchPartitions(b, c.parts)
 			b.ReportAllocs()
 			b.SetBytes(size / int64(len(recs)))
 			b.ResetTimer()
 			for i, n := 0, 0; n < b.N; i++ {
-				p, bt := i%c.parts, batches[i%len(batches)]
-				if err := parts[p].Write(bt); err != nil {
+				p, bt := &parts[i%c.parts], batches[i%len(batches)]
+				if err := p.sink.Write(bt); err != nil {
 					b.Fatal(err)
 				}
 				n += len(bt.Events)
-				next[p] += int64(len(bt.Events))
-				if parts[p].Pending().Rows >= int64(c.rows) {
-					flush(p)
+				p.next += int64(len(bt.Events))
+				if p.sink.Pending().Rows >= int64(c.rows) {
+					p.flush(b)
 				}
 			}
 			for i := range parts {
-				flush(i)
+				parts[i].flush(b)
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(dirBytes(b, dir))/float64(b.N), "file-B/event")
@@ -259,35 +239,15 @@ func BenchmarkPartitions(b *testing.B) {
 	factory := enrich(b)
 	for _, parts := range []int{8, 64} {
 		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) {
-			dir := b.TempDir()
-			store, err := objstore.NewDir(dir)
-			if err != nil {
-				b.Fatal(err)
+			_, ps := openBenchPartitions(b, parts)
+			stages := make([][]pipeline.Stage, parts)
+			for i := range stages {
+				var err error
+				if stages[i], err = factory("events", int32(i)); err != nil {
+					b.Fatal(err)
+				}
 			}
-			sink, _ := pqsink.New(store, pqsink.Options{SpoolDir: b.TempDir()})
-			type partition struct {
-				stages      []pipeline.Stage
-				sink        pipeline.PartitionSink
-				first, next int64
-			}
-			ps := make([]partition, parts)
 			var bt pipeline.Batch
-			for i := range ps {
-				if ps[i].stages, err = factory("events", int32(i)); err != nil {
-					b.Fatal(err)
-				}
-				if ps[i].sink, err = sink.OpenPartition("events", int32(i)); err != nil {
-					b.Fatal(err)
-				}
-			}
-			flush := func(p *partition) {
-				if p.next > p.first {
-					if _, err := p.sink.Flush(context.Background(), p.first, p.next-1); err != nil {
-						b.Fatal(err)
-					}
-				}
-				p.first = p.next
-			}
 			b.ReportAllocs()
 			b.SetBytes(size / int64(len(recs)))
 			b.ResetTimer()
@@ -296,7 +256,7 @@ func BenchmarkPartitions(b *testing.B) {
 				j := (n % len(recs)) / batch * batch
 				k := min(j+batch, len(recs), j+b.N-n)
 				fillBatch(&bt, recs[j:k], p.next)
-				for _, s := range p.stages {
+				for _, s := range stages[i%parts] {
 					if err := s.Process(context.Background(), &bt); err != nil {
 						b.Fatal(err)
 					}
@@ -307,14 +267,49 @@ func BenchmarkPartitions(b *testing.B) {
 				n += k - j
 				p.next += int64(k - j)
 				if p.sink.Pending().Rows >= events/int64(parts) {
-					flush(p)
+					p.flush(b)
 				}
 			}
 			for i := range ps {
-				flush(&ps[i])
+				ps[i].flush(b)
 			}
 		})
 	}
+}
+
+// benchPartition is one partition of a benchmark's sink and the offsets
+// written to it since its last flush.
+type benchPartition struct {
+	sink        pipeline.PartitionSink
+	first, next int64
+}
+
+// flush closes the partition's files over [first, next).
+func (p *benchPartition) flush(b *testing.B) {
+	if p.next > p.first {
+		if _, err := p.sink.Flush(context.Background(), p.first, p.next-1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	p.first = p.next
+}
+
+// openBenchPartitions opens n partitions of a Parquet sink writing to a
+// new directory (returned), building files in a spool as sluice does.
+func openBenchPartitions(b *testing.B, n int) (string, []benchPartition) {
+	dir := b.TempDir()
+	store, err := objstore.NewDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sink, _ := pqsink.New(store, pqsink.Options{SpoolDir: b.TempDir()})
+	ps := make([]benchPartition, n)
+	for i := range ps {
+		if ps[i].sink, err = sink.OpenPartition("events", int32(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return dir, ps
 }
 
 // dirBytes is the size of the files under dir.
