@@ -193,19 +193,19 @@ func TestBlockBuf(t *testing.T) {
 // page from the start, so filling its first pages allocates nothing
 // (presize), where append grew every buffer from empty.
 func TestNewWriterBuffersHoldAPage(t *testing.T) {
-	o := newOutput(EventRow{}, EventColumns, addEvent, &uncompressed.Codec{}, "test")
+	o := newOutput(EventRow{}, EventColumns, addEvents, &uncompressed.Codec{}, "test")
 	w := newFileWriter(o)
 	w.reset(io.Discard)
 	// Below one page of each column: only appends, no page encoded.
 	const n = 800 // run twice by AllocsPerRun: 1,600 values, a page of event_id holds 2,048
 	allocs := testing.AllocsPerRun(1, func() {
 		for i := range n {
-			w.str(0, "0123456789ab", true)  // event_id: PLAIN, 16 bytes a value
-			w.str(1, "page_view", true)     // event_name: dictionary indexes
-			w.i64(2, int64(i))              // event_time
-			w.str(4, "", false)             // app_id: NULL, definition levels
-			w.f64(19, float64(i), i%2 == 0) // geo_latitude
-			w.boolean(26, i%3 == 0, true)   // ua_is_bot
+			w.str(w.col(0, kindBytes), "0123456789ab", true)   // event_id: PLAIN, 16 bytes a value
+			w.str(w.col(1, kindBytes), "page_view", true)      // event_name: dictionary indexes
+			w.i64(w.col(2, kindInt64), int64(i))               // event_time
+			w.str(w.col(4, kindBytes), "", false)              // app_id: NULL, definition levels
+			w.f64(w.col(19, kindDouble), float64(i), i%2 == 0) // geo_latitude
+			w.boolean(w.col(26, kindBool), i%3 == 0, true)     // ua_is_bot
 		}
 	})
 	if allocs > 1 { // the dictionary's first value and its map

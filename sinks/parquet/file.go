@@ -11,6 +11,8 @@ import (
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/sluicedata/sluice/pipeline"
 )
 
 // sluice writes its Parquet files itself (this file and encode.go): a flat
@@ -133,6 +135,7 @@ type fileWriter struct {
 	offsets   []format.OffsetIndex
 
 	// Scratch.
+	chunk              []*pipeline.Event // the rows being written (write)
 	levels, body, comp []byte
 	bnd                [16]byte // numeric bounds, encoded
 	meta               bytes.Buffer
@@ -220,7 +223,7 @@ func (w *fileWriter) full(c *column) {
 	}
 }
 
-// col is column i, which must be of kind k (addEvent and addRejected
+// col is column i, which must be of kind k (addEvents and addRejected
 // follow the layout: a mismatch is a programming error).
 func (w *fileWriter) col(i int, k kind) *column {
 	c := &w.cols[i]
@@ -230,9 +233,17 @@ func (w *fileWriter) col(i int, k kind) *column {
 	return c
 }
 
-// str appends a BYTE_ARRAY value (NULL when !ok).
-func (w *fileWriter) str(i int, v string, ok bool) {
-	c := w.col(i, kindBytes)
+// The value writers below append one value to column c of the open row
+// group (NULL when !ok, for the kinds that may be NULL); c must be of
+// their kind (col). The column writers (strs, i64s, ...) append one value
+// per event of a chunk to one column: a row group is filled a column at a
+// time, so that each column's open page and dictionary stay in the CPU's
+// caches over the chunk where a row at a time touched all of them per
+// event. The bytes written are the same either way: a column's pages end
+// on its own values only.
+
+// str appends a BYTE_ARRAY value to column c.
+func (w *fileWriter) str(c *column, v string, ok bool) {
 	if ok && c.useDict {
 		if idx, added := c.dict.lookup(v, dictionaryMaxBytes); added {
 			w.value(c, true)
@@ -253,27 +264,24 @@ func (w *fileWriter) str(i int, v string, ok bool) {
 	w.full(c)
 }
 
-// i64 appends an INT64 value.
-func (w *fileWriter) i64(i int, v int64) {
-	c := w.col(i, kindInt64)
+// i64 appends an INT64 value to column c.
+func (w *fileWriter) i64(c *column, v int64) {
 	w.value(c, true)
 	c.vals = binary.LittleEndian.AppendUint64(c.vals, uint64(v))
 	c.page.int(v)
 	w.full(c)
 }
 
-// i32 appends an INT32 value.
-func (w *fileWriter) i32(i int, v int32) {
-	c := w.col(i, kindInt32)
+// i32 appends an INT32 value to column c.
+func (w *fileWriter) i32(c *column, v int32) {
 	w.value(c, true)
 	c.vals = binary.LittleEndian.AppendUint32(c.vals, uint32(v))
 	c.page.int(int64(v))
 	w.full(c)
 }
 
-// f64 appends a DOUBLE value (NULL when !ok).
-func (w *fileWriter) f64(i int, v float64, ok bool) {
-	c := w.col(i, kindDouble)
+// f64 appends a DOUBLE value to column c.
+func (w *fileWriter) f64(c *column, v float64, ok bool) {
 	if w.value(c, ok) {
 		c.vals = binary.LittleEndian.AppendUint64(c.vals, math.Float64bits(v))
 		c.page.float(v)
@@ -281,9 +289,8 @@ func (w *fileWriter) f64(i int, v float64, ok bool) {
 	w.full(c)
 }
 
-// boolean appends a BOOLEAN value (NULL when !ok).
-func (w *fileWriter) boolean(i int, v bool, ok bool) {
-	c := w.col(i, kindBool)
+// boolean appends a BOOLEAN value to column c.
+func (w *fileWriter) boolean(c *column, v bool, ok bool) {
 	if w.value(c, ok) {
 		b := byte(0)
 		if v {
@@ -293,6 +300,49 @@ func (w *fileWriter) boolean(i int, v bool, ok bool) {
 		c.page.int(int64(b))
 	}
 	w.full(c)
+}
+
+// strs appends get(e) of each event to column i.
+func (w *fileWriter) strs(i int, evs []*pipeline.Event, get func(e *pipeline.Event) (string, bool)) {
+	c := w.col(i, kindBytes)
+	for _, e := range evs {
+		v, ok := get(e)
+		w.str(c, v, ok)
+	}
+}
+
+// i64s appends get(e) of each event to column i.
+func (w *fileWriter) i64s(i int, evs []*pipeline.Event, get func(e *pipeline.Event) int64) {
+	c := w.col(i, kindInt64)
+	for _, e := range evs {
+		w.i64(c, get(e))
+	}
+}
+
+// i32s appends get(e) of each event to column i.
+func (w *fileWriter) i32s(i int, evs []*pipeline.Event, get func(e *pipeline.Event) int32) {
+	c := w.col(i, kindInt32)
+	for _, e := range evs {
+		w.i32(c, get(e))
+	}
+}
+
+// f64s appends get(e) of each event to column i.
+func (w *fileWriter) f64s(i int, evs []*pipeline.Event, get func(e *pipeline.Event) (float64, bool)) {
+	c := w.col(i, kindDouble)
+	for _, e := range evs {
+		v, ok := get(e)
+		w.f64(c, v, ok)
+	}
+}
+
+// booleans appends get(e) of each event to column i.
+func (w *fileWriter) booleans(i int, evs []*pipeline.Event, get func(e *pipeline.Event) (bool, bool)) {
+	c := w.col(i, kindBool)
+	for _, e := range evs {
+		v, ok := get(e)
+		w.boolean(c, v, ok)
+	}
 }
 
 // header encodes h into w.meta (reset first).

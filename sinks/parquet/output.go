@@ -19,13 +19,13 @@ import (
 type output struct {
 	columns   []Column
 	layout    *layout
-	add       func(w *fileWriter, e *pipeline.Event)
+	add       func(w *fileWriter, evs []*pipeline.Event) // writes their rows, in order
 	codec     compress.Codec
 	createdBy string
 	writers   sync.Pool // *fileWriter, finished: ready for reset
 }
 
-func newOutput(row any, columns []Column, add func(*fileWriter, *pipeline.Event), codec compress.Codec, createdBy string) *output {
+func newOutput(row any, columns []Column, add func(*fileWriter, []*pipeline.Event), codec compress.Codec, createdBy string) *output {
 	return &output{columns: columns, layout: layoutOf(pq.SchemaOf(row)), add: add, codec: codec, createdBy: createdBy}
 }
 
@@ -60,17 +60,20 @@ func (o *output) open(out io.Writer) rowWriter {
 const writeChunk = 128
 
 func (w *fileWriter) write(n int, event func(i int) *pipeline.Event, full func() bool) error {
-	for i := 0; i < n; i++ {
-		w.o.add(w, event(i))
-		w.rows++
-		if (i+1)%writeChunk == 0 || i == n-1 {
-			if w.err != nil {
-				return w.err
-			}
-			if full() {
-				if err := w.endRowGroup(); err != nil {
-					return err
-				}
+	for i := 0; i < n; i += writeChunk {
+		w.chunk = w.chunk[:0]
+		for j := i; j < min(i+writeChunk, n); j++ {
+			w.chunk = append(w.chunk, event(j))
+		}
+		w.o.add(w, w.chunk)
+		w.rows += int64(len(w.chunk))
+		clear(w.chunk) // pins no event past the write
+		if w.err != nil {
+			return w.err
+		}
+		if full() {
+			if err := w.endRowGroup(); err != nil {
+				return err
 			}
 		}
 	}

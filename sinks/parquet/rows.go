@@ -63,60 +63,62 @@ type RejectedRow struct {
 	Raw          []byte `parquet:"raw"`
 }
 
-// addEvent writes e as a row of the events output (EventRow's columns,
-// in order), applying the NULL rule of pipeline.Event: input text is NULL
-// when the input had no value ("" is a value), derived text when it is
-// "". The raw user id and IP are not columns: they cannot leak.
-func addEvent(w *fileWriter, e *pipeline.Event) {
-	in := func(f pipeline.Fields) bool { return e.Present&f != 0 }
-	derived := func(i int, s string) { w.str(i, s, s != "") }
-	w.str(0, e.EventID, true)
-	w.str(1, e.EventName, true)
-	w.i64(2, e.EventTime)
-	w.i64(3, e.KafkaTime)
-	w.str(4, e.AppID, in(pipeline.HasAppID))
-	w.str(5, e.Platform, in(pipeline.HasPlatform))
-	w.str(6, e.SessionID, in(pipeline.HasSessionID))
-	w.str(7, e.PageURL, in(pipeline.HasPageURL))
-	w.str(8, e.Referrer, in(pipeline.HasReferrer))
-	derived(9, e.UserPseudoID)
-	derived(10, e.PseudoKeyID)
-	derived(11, e.IPAnonymized)
-	derived(12, e.Geo.CountryCode)
-	derived(13, e.Geo.Country)
-	derived(14, e.Geo.RegionCode)
-	derived(15, e.Geo.Region)
-	derived(16, e.Geo.City)
-	derived(17, e.Geo.PostalCode)
-	derived(18, e.Geo.TimeZone)
-	w.f64(19, e.Geo.Latitude, e.Geo.HasLocation)
-	w.f64(20, e.Geo.Longitude, e.Geo.HasLocation)
-	derived(21, e.UA.Browser)
-	derived(22, e.UA.BrowserVersion)
-	derived(23, e.UA.OS)
-	derived(24, e.UA.OSVersion)
-	derived(25, e.UA.DeviceClass)
-	w.boolean(26, e.UA.IsBot, e.UA.Known)
-	w.str(27, e.Properties, in(pipeline.HasProperties))
-	w.str(28, e.Extra, in(pipeline.HasExtra))
-	w.str(29, e.EventSchema, in(pipeline.HasEventSchema))
-	w.str(30, e.Contexts, in(pipeline.HasContexts))
-	derived(31, e.DomainUserPseudoID)
-	derived(32, e.NetworkUserPseudoID)
-	w.str(33, e.Topic, true)
-	w.i32(34, e.Partition)
-	w.i64(35, e.Offset)
-	w.i32(36, e.Index)
+// addEvents writes the rows of evs to the events output (EventRow's
+// columns, in order, a column at a time), applying the NULL rule of
+// pipeline.Event: input text is NULL when the input had no value ("" is a
+// value), derived text when it is "". The raw user id and IP are not
+// columns: they cannot leak.
+func addEvents(w *fileWriter, evs []*pipeline.Event) {
+	type ev = *pipeline.Event
+	derived := func(s string) (string, bool) { return s, s != "" }
+	w.strs(0, evs, func(e ev) (string, bool) { return e.EventID, true })
+	w.strs(1, evs, func(e ev) (string, bool) { return e.EventName, true })
+	w.i64s(2, evs, func(e ev) int64 { return e.EventTime })
+	w.i64s(3, evs, func(e ev) int64 { return e.KafkaTime })
+	w.strs(4, evs, func(e ev) (string, bool) { return e.AppID, e.Present&pipeline.HasAppID != 0 })
+	w.strs(5, evs, func(e ev) (string, bool) { return e.Platform, e.Present&pipeline.HasPlatform != 0 })
+	w.strs(6, evs, func(e ev) (string, bool) { return e.SessionID, e.Present&pipeline.HasSessionID != 0 })
+	w.strs(7, evs, func(e ev) (string, bool) { return e.PageURL, e.Present&pipeline.HasPageURL != 0 })
+	w.strs(8, evs, func(e ev) (string, bool) { return e.Referrer, e.Present&pipeline.HasReferrer != 0 })
+	w.strs(9, evs, func(e ev) (string, bool) { return derived(e.UserPseudoID) })
+	w.strs(10, evs, func(e ev) (string, bool) { return derived(e.PseudoKeyID) })
+	w.strs(11, evs, func(e ev) (string, bool) { return derived(e.IPAnonymized) })
+	w.strs(12, evs, func(e ev) (string, bool) { return derived(e.Geo.CountryCode) })
+	w.strs(13, evs, func(e ev) (string, bool) { return derived(e.Geo.Country) })
+	w.strs(14, evs, func(e ev) (string, bool) { return derived(e.Geo.RegionCode) })
+	w.strs(15, evs, func(e ev) (string, bool) { return derived(e.Geo.Region) })
+	w.strs(16, evs, func(e ev) (string, bool) { return derived(e.Geo.City) })
+	w.strs(17, evs, func(e ev) (string, bool) { return derived(e.Geo.PostalCode) })
+	w.strs(18, evs, func(e ev) (string, bool) { return derived(e.Geo.TimeZone) })
+	w.f64s(19, evs, func(e ev) (float64, bool) { return e.Geo.Latitude, e.Geo.HasLocation })
+	w.f64s(20, evs, func(e ev) (float64, bool) { return e.Geo.Longitude, e.Geo.HasLocation })
+	w.strs(21, evs, func(e ev) (string, bool) { return derived(e.UA.Browser) })
+	w.strs(22, evs, func(e ev) (string, bool) { return derived(e.UA.BrowserVersion) })
+	w.strs(23, evs, func(e ev) (string, bool) { return derived(e.UA.OS) })
+	w.strs(24, evs, func(e ev) (string, bool) { return derived(e.UA.OSVersion) })
+	w.strs(25, evs, func(e ev) (string, bool) { return derived(e.UA.DeviceClass) })
+	w.booleans(26, evs, func(e ev) (bool, bool) { return e.UA.IsBot, e.UA.Known })
+	w.strs(27, evs, func(e ev) (string, bool) { return e.Properties, e.Present&pipeline.HasProperties != 0 })
+	w.strs(28, evs, func(e ev) (string, bool) { return e.Extra, e.Present&pipeline.HasExtra != 0 })
+	w.strs(29, evs, func(e ev) (string, bool) { return e.EventSchema, e.Present&pipeline.HasEventSchema != 0 })
+	w.strs(30, evs, func(e ev) (string, bool) { return e.Contexts, e.Present&pipeline.HasContexts != 0 })
+	w.strs(31, evs, func(e ev) (string, bool) { return derived(e.DomainUserPseudoID) })
+	w.strs(32, evs, func(e ev) (string, bool) { return derived(e.NetworkUserPseudoID) })
+	w.strs(33, evs, func(e ev) (string, bool) { return e.Topic, true })
+	w.i32s(34, evs, func(e ev) int32 { return e.Partition })
+	w.i64s(35, evs, func(e ev) int64 { return e.Offset })
+	w.i32s(36, evs, func(e ev) int32 { return e.Index })
 }
 
-// addRejected writes e as a row of the rejected output.
-func addRejected(w *fileWriter, e *pipeline.Event) {
-	w.str(0, e.Topic, true)
-	w.i32(1, e.Partition)
-	w.i64(2, e.Offset)
-	w.i32(3, e.Index)
-	w.i64(4, e.KafkaTime)
-	w.str(5, e.RejectStage, true)
-	w.str(6, e.RejectReason, true)
-	w.str(7, view(e.Raw), true)
+// addRejected writes the rows of evs to the rejected output.
+func addRejected(w *fileWriter, evs []*pipeline.Event) {
+	type ev = *pipeline.Event
+	w.strs(0, evs, func(e ev) (string, bool) { return e.Topic, true })
+	w.i32s(1, evs, func(e ev) int32 { return e.Partition })
+	w.i64s(2, evs, func(e ev) int64 { return e.Offset })
+	w.i32s(3, evs, func(e ev) int32 { return e.Index })
+	w.i64s(4, evs, func(e ev) int64 { return e.KafkaTime })
+	w.strs(5, evs, func(e ev) (string, bool) { return e.RejectStage, true })
+	w.strs(6, evs, func(e ev) (string, bool) { return e.RejectReason, true })
+	w.strs(7, evs, func(e ev) (string, bool) { return view(e.Raw), true })
 }

@@ -148,7 +148,7 @@ func New(store Store, opts Options) (*Sink, error) {
 	}
 	createdBy := "sluice version " + opts.Version + "(build release)"
 	s.outputs = [2]*output{
-		newOutput(EventRow{}, EventColumns, addEvent, c, createdBy),
+		newOutput(EventRow{}, EventColumns, addEvents, c, createdBy),
 		newOutput(RejectedRow{}, RejectedColumns, addRejected, c, createdBy),
 	}
 	return s, nil
