@@ -442,6 +442,11 @@ func (c *Config) Validate() error {
 	} else if u, err := url.Parse(s.URL); err != nil {
 		bad("sink.url", "%v", err)
 	} else {
+		if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || strings.HasSuffix(s.URL, "#") {
+			// file:///data/run#2 would write to /data/run: the rest is a
+			// fragment, not part of the path.
+			bad("sink.url", "%q: a query or fragment (?, #) is not part of the path; percent-encode them there (%%3F, %%23)", s.URL)
+		}
 		switch u.Scheme {
 		case "file":
 			if u.Path == "" || (u.Host != "" && u.Host != "localhost") {

@@ -189,3 +189,33 @@ func TestStageKeys(t *testing.T) {
 		t.Errorf("NewStage round trip: %v %+v", err, back)
 	}
 }
+
+// TestSinkURLWithoutQueryOrFragment: a '#' or '?' in a sink URL would cut
+// the path short (file:///data/run#2 is /data/run): refused, named.
+func TestSinkURLWithoutQueryOrFragment(t *testing.T) {
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"file:///data/run", true},
+		{"file:///data/run%232", true},
+		{"s3://bucket/prefix", true},
+		{"file:///data/run#2", false},
+		{"file:///data/run#", false},
+		{"file:///data/run?x=1", false},
+		{"file:///data/run?", false},
+		{"s3://bucket/prefix?versionId=1", false},
+	} {
+		c, err := Parse([]byte("kafka: {brokers: [k:9092], topics: [events]}\nsink: {url: \"" + tc.url + "\"}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Validate()
+		if tc.ok && err != nil {
+			t.Errorf("%s refused: %v", tc.url, err)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "sink.url:") || !strings.Contains(err.Error(), "fragment")) {
+			t.Errorf("%s: want a sink.url problem naming the query or fragment, got %v", tc.url, err)
+		}
+	}
+}
