@@ -435,3 +435,98 @@ func (b *blockBuf) release() {
 	}
 	b.blocks, b.n = b.blocks[:0], 0
 }
+
+// DELTA_BINARY_PACKED: blocks of deltaBlock deltas in deltaMinis
+// miniblocks of 32, each bit-packed at its own width above the block's
+// least delta.
+const (
+	deltaBlock = 128
+	deltaMinis = 4
+	deltaMini  = deltaBlock / deltaMinis
+)
+
+// appendDelta appends the PLAIN values in vals (little-endian, 4 or 8
+// bytes each: INT32 or INT64) in the DELTA_BINARY_PACKED encoding: the
+// header (block size, miniblocks per block, value count, first value),
+// then per block of deltas its least delta, its miniblocks' bit widths and
+// the miniblocks. Deltas wrap at the values' width, as readers expect; a
+// last miniblock is padded with zeros to 32 values, a last block's unused
+// miniblocks have width 0 and no bytes.
+func appendDelta(dst, vals []byte, size int) []byte {
+	n := len(vals) / size
+	shift := uint(64 - 8*size) // sign extension from the values' width
+	value := func(i int) int64 {
+		if size == 4 {
+			return int64(int32(binary.LittleEndian.Uint32(vals[4*i:])))
+		}
+		return int64(binary.LittleEndian.Uint64(vals[8*i:]))
+	}
+	mask := ^uint64(0) >> shift
+	dst = binary.AppendUvarint(dst, deltaBlock)
+	dst = binary.AppendUvarint(dst, deltaMinis)
+	dst = binary.AppendUvarint(dst, uint64(n))
+	if n == 0 {
+		return binary.AppendVarint(dst, 0)
+	}
+	dst = binary.AppendVarint(dst, value(0)) // zigzag ULEB128
+	var deltas [deltaBlock]uint64
+	prev := value(0)
+	for i := 1; i < n; i += deltaBlock {
+		m := min(deltaBlock, n-i)
+		least := int64(0)
+		for j := range m {
+			v := value(i + j)
+			d := int64(uint64(v-prev)<<shift) >> shift // wrapped at the width
+			prev = v
+			deltas[j] = uint64(d)
+			if j == 0 || d < least {
+				least = d
+			}
+		}
+		dst = binary.AppendVarint(dst, least)
+		widths := len(dst)
+		dst = append(dst, 0, 0, 0, 0) // deltaMinis widths
+		for k := 0; k*deltaMini < m; k++ {
+			lo, hi := k*deltaMini, min((k+1)*deltaMini, m)
+			var or uint64
+			for j := lo; j < hi; j++ {
+				deltas[j] = (deltas[j] - uint64(least)) & mask
+				or |= deltas[j]
+			}
+			w := uint(bits.Len64(or))
+			dst[widths+k] = byte(w)
+			dst = packMini(dst, deltas[lo:hi], w)
+		}
+	}
+	return dst
+}
+
+// packMini appends a miniblock: deltaMini values of w bits each (v, then
+// zeros), least significant bit first; 4*w bytes.
+func packMini(dst []byte, v []uint64, w uint) []byte {
+	if w == 0 {
+		return dst
+	}
+	var acc uint64 // n bits pending, n < 8 between values
+	var n uint
+	put := func(x uint64, w uint) { // w <= 56
+		acc |= x << n
+		for n += w; n >= 8; n -= 8 {
+			dst = append(dst, byte(acc))
+			acc >>= 8
+		}
+	}
+	for j := range deltaMini {
+		var x uint64
+		if j < len(v) {
+			x = v[j]
+		}
+		if w > 56 {
+			put(x&(1<<32-1), 32)
+			put(x>>32, w-32)
+		} else {
+			put(x, w)
+		}
+	}
+	return dst // 32*w bits: whole bytes, nothing pending
+}

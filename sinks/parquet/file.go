@@ -17,7 +17,8 @@ import (
 
 // sluice writes its Parquet files itself (this file and encode.go): a flat
 // schema of required and optional leaves, DATA_PAGE_V2 pages, PLAIN
-// values or RLE_DICTIONARY indexes, statistics, and the page index. The
+// values, RLE_DICTIONARY indexes or DELTA_BINARY_PACKED integers,
+// statistics, and the page index. The
 // schema is declared once, by the row structs of rows.go (parquet-go's
 // schema of them gives the file's schema elements and column orders), and
 // parquet-go's format package and thrift encoder write the metadata. What
@@ -116,6 +117,7 @@ type column struct {
 	rawSize int64 // headers plus uncompressed pages
 	dictPgs int32
 	plain   int32
+	delta   int32 // DELTA_BINARY_PACKED pages
 }
 
 func (c *column) pageBytes() int { return len(c.vals) + 4*len(c.idx) }
@@ -372,6 +374,17 @@ func (w *fileWriter) encodePage(c *column) {
 		w.body = packLevels(w.body[:0], c.vals)
 		body = w.body
 		c.plain++
+	case c.spec.kind == kindInt64 || c.spec.kind == kindInt32:
+		// Timestamps, offsets and partitions: small deltas, a few bits
+		// each, where PLAIN left zstd 8 bytes a value to find matches in.
+		enc = format.DeltaBinaryPacked
+		size := 8
+		if c.spec.kind == kindInt32 {
+			size = 4
+		}
+		w.body = appendDelta(w.body[:0], c.vals, size)
+		body = w.body
+		c.delta++
 	default:
 		c.plain++
 	}
@@ -489,6 +502,10 @@ func (w *fileWriter) endRowGroup() error {
 			}
 			md.EncodingStats = append(md.EncodingStats, format.PageEncodingStats{PageType: format.DataPageV2, Encoding: format.Plain, Count: c.plain})
 		}
+		if c.delta > 0 {
+			md.Encoding = append(md.Encoding, format.DeltaBinaryPacked)
+			md.EncodingStats = append(md.EncodingStats, format.PageEncodingStats{PageType: format.DataPageV2, Encoding: format.DeltaBinaryPacked, Count: c.delta})
+		}
 		md.DataPageOffset = w.off
 		for j := range c.locs {
 			c.locs[j].Offset += w.off
@@ -506,7 +523,7 @@ func (w *fileWriter) endRowGroup() error {
 		// Ready for the next row group.
 		c.index, c.locs = format.ColumnIndex{}, nil
 		c.chunk.release()
-		c.rows, c.rawSize, c.dictPgs, c.plain = 0, 0, 0, 0
+		c.rows, c.rawSize, c.dictPgs, c.plain, c.delta = 0, 0, 0, 0, 0
 		c.st.reset()
 		c.dict.reset()
 		c.useDict = c.spec.dict

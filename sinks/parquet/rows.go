@@ -4,7 +4,7 @@ import (
 	"github.com/sluicedata/sluice/pipeline"
 )
 
-// EventRow declares the schema of the events output (addEvent writes its
+// EventRow declares the schema of the events output (addEvents writes its
 // rows). Column names, order and types are the contract of DESIGN.md
 // ("Output"): snake_case, timestamps as INT64 TIMESTAMP(MILLIS,
 // UTC-adjusted); optional columns are pointers; the dict tag marks the
