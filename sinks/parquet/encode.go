@@ -208,7 +208,7 @@ func bitWidth(n int) uint {
 // encoding: runs of one value as RLE runs, the rest bit-packed in groups
 // of eight (the last group padded with zeros: readers stop at the page's
 // value count).
-func appendHybrid[T byte | int32](dst []byte, v []T, w uint) []byte {
+func appendHybrid[T byte | uint16 | int32](dst []byte, v []T, w uint) []byte {
 	// A run shorter than this is cheaper left in a bit-packed run.
 	minRun := max(8, 64/int(w))
 	runAt := func(i int) int {
@@ -364,12 +364,12 @@ func (d *dictionary) lookup(v string, maxBytes int) (idx int32, ok bool) {
 
 // pageStats adds to s the bounds of the distinct values of a page's
 // indexes: each distinct value compared once.
-func (d *dictionary) pageStats(idx []int32, s *stats) {
+func (d *dictionary) pageStats(idx []uint16, s *stats) {
 	d.stamp++
 	for _, i := range idx {
 		if d.seen[i] != d.stamp {
 			d.seen[i] = d.stamp
-			s.str(d.value(i))
+			s.str(d.value(int32(i)))
 		}
 	}
 }

@@ -81,6 +81,15 @@ func TestHybridRoundTrip(t *testing.T) {
 		if got := decodeHybrid(t, enc, w, n); !slicesEqual(got, v) {
 			t.Fatalf("width %d, %d values: decoded differently", w, n)
 		}
+		if w <= 16 { // dictionary indexes (uint16): the same bytes
+			v16 := make([]uint16, n)
+			for i := range v {
+				v16[i] = uint16(v[i])
+			}
+			if !bytes.Equal(appendHybrid(nil, v16, w), enc) {
+				t.Fatalf("width %d, %d uint16 values: encoded differently from int32", w, n)
+			}
+		}
 		levels := make([]byte, n)
 		for i := range levels {
 			levels[i] = byte(v[i] & 1)

@@ -102,7 +102,7 @@ type column struct {
 	// or dictionary indexes, and the values' statistics.
 	defs     []byte
 	vals     []byte
-	idx      []int32
+	idx      []uint16 // a dictionary holds at most dictionaryMaxBytes/4 values
 	n, nulls int
 	page     stats
 
@@ -120,7 +120,7 @@ type column struct {
 	delta   int32 // DELTA_BINARY_PACKED pages
 }
 
-func (c *column) pageBytes() int { return len(c.vals) + 4*len(c.idx) }
+func (c *column) pageBytes() int { return len(c.vals) + 2*len(c.idx) }
 
 // fileWriter writes one file of an output. It implements rowWriter.
 type fileWriter struct {
@@ -184,7 +184,7 @@ func (w *fileWriter) presize() {
 		d, v, x := sizes(w.cols[i].spec)
 		nb, ni = nb+d+v, ni+x
 	}
-	bytes, idx := make([]byte, nb), make([]int32, ni)
+	bytes, idx := make([]byte, nb), make([]uint16, ni)
 	for i := range w.cols {
 		c := &w.cols[i]
 		d, v, x := sizes(c.spec)
@@ -249,7 +249,7 @@ func (w *fileWriter) str(c *column, v string, ok bool) {
 	if ok && c.useDict {
 		if idx, added := c.dict.lookup(v, dictionaryMaxBytes); added {
 			w.value(c, true)
-			c.idx = append(c.idx, idx)
+			c.idx = append(c.idx, uint16(idx))
 			w.full(c)
 			return
 		}

@@ -58,6 +58,12 @@ type Options struct {
 // dictionaries cost at most this per column.
 const dictionaryMaxBytes = 32 << 10
 
+// A page's dictionary indexes are uint16 (column.idx): every value of a
+// dictionary takes at least its 4-byte length, so it holds at most
+// dictionaryMaxBytes/4 values. This fails to compile if that outgrows
+// uint16.
+const _ = uint16(dictionaryMaxBytes/4 - 1)
+
 // openFileOverhead bounds the memory of one open writer beyond its open
 // row group: a page buffer per column (up to pageBufferSize), scratch for
 // one compressed page, the dictionaries' indexes. Pending counts it so
