@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -619,13 +620,10 @@ func refSummary(rs []refResult) []refResult {
 		}
 		// The other figures (memory, allocations, the profile) of the run
 		// nearest the median.
-		mid := perCPU[0]
-		if len(perCPU) > 1 {
-			mid = median(perCPU)
-		}
+		mid := median(perCPU)
 		s := rr[0]
 		for _, r := range rr {
-			if abs(r.EventsPerCPU-mid) < abs(s.EventsPerCPU-mid) {
+			if math.Abs(r.EventsPerCPU-mid) < math.Abs(s.EventsPerCPU-mid) {
 				s = r
 			}
 		}
@@ -642,8 +640,6 @@ func refSummary(rs []refResult) []refResult {
 	}
 	return out
 }
-
-func abs(x float64) float64 { return max(x, -x) }
 
 // fmtRuns lists the runs' ratios, e.g. "1.98 2.05 2.11".
 func fmtRuns(v []float64) string {
