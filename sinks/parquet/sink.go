@@ -330,6 +330,9 @@ func (p *Partition) Write(b *pipeline.Batch) error {
 	}
 	p.touched = p.touched[:0]
 	var hc *pipeline.HourCount
+	// last: the file of the event before, which most events share (one
+	// hour, one output): found without hashing its key.
+	var last *file
 	for i := range b.Events {
 		e := &b.Events[i]
 		h := pipeline.HourMs(e.KafkaTime, b.SealedBefore)
@@ -337,17 +340,17 @@ func (p *Partition) Write(b *pipeline.Batch) error {
 			hc = p.count(h)
 		}
 		hc.Records++
-		var f *file
+		var k fileKey
 		switch e.State {
 		case pipeline.Keep:
 			hc.Events++
-			f = p.file(fileKey{hour: h})
+			k = fileKey{hour: h}
 		case pipeline.Rejected:
 			hc.Rejected++
 			if p.sink.opts.DisableRejected {
 				continue
 			}
-			f = p.file(fileKey{rejected: true, hour: h})
+			k = fileKey{rejected: true, hour: h}
 		default:
 			if e.RejectStage == "dedupe" {
 				hc.Duplicates++
@@ -355,6 +358,11 @@ func (p *Partition) Write(b *pipeline.Batch) error {
 				hc.Filtered++
 			}
 			continue
+		}
+		f := last
+		if f == nil || f.key != k {
+			f = p.file(k)
+			last = f
 		}
 		if len(f.batch) == 0 {
 			p.touched = append(p.touched, f)
