@@ -298,26 +298,43 @@ type dictionary struct {
 	// The value added last, for runs of one value.
 	last    string
 	lastIdx int32
-	// recent remembers indexes by where a value's bytes are: enriched
-	// values (geo, user agent) are shared strings of the stages' caches,
-	// found here without hashing them. A hit is still compared by value,
-	// so a reused buffer can only miss.
-	recent [recentSlots]recentSlot
+	// recent remembers indexes by a quick hash of the value (its length
+	// and outer bytes, quickSlot): a column's frequent values are found
+	// without the map's hash of every byte and its probe. A hit is
+	// compared by value, so a collision can only miss. Slots hold index+1
+	// (0: empty).
+	recent [recentSlots]uint16
 	// seen[i] is the stamp of the page that last held value i.
 	seen  []int32
 	stamp int32
 }
 
-const recentSlots = 64
+const (
+	recentBits  = 8
+	recentSlots = 1 << recentBits
+)
 
-type recentSlot struct {
-	p   *byte
-	idx int32
+// quickSlot is v's slot in recent: a hash of its length and of its first
+// and last eight bytes (fewer for a shorter value).
+func quickSlot(v string) int {
+	b := unsafe.Slice(unsafe.StringData(v), len(v)) // read only
+	n := len(b)
+	var x uint64
+	switch {
+	case n >= 8:
+		x = binary.LittleEndian.Uint64(b) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(b[n-8:]), 29)
+	case n >= 4:
+		x = uint64(binary.LittleEndian.Uint32(b))<<32 | uint64(binary.LittleEndian.Uint32(b[n-4:]))
+	case n > 0:
+		x = uint64(b[0])<<16 | uint64(b[n/2])<<8 | uint64(b[n-1])
+	}
+	x = (x ^ uint64(n)) * 0x9e3779b97f4a7c15
+	return int(x >> (64 - recentBits))
 }
 
 func (d *dictionary) reset() {
 	clear(d.index)
-	d.recent = [recentSlots]recentSlot{}
+	d.recent = [recentSlots]uint16{}
 	d.plain, d.pos, d.last = d.plain[:0], d.pos[:0], ""
 	clear(d.seen)
 	d.seen = d.seen[:0]
@@ -335,11 +352,10 @@ func (d *dictionary) lookup(v string, maxBytes int) (idx int32, ok bool) {
 	if len(d.pos) > 0 && v == d.last {
 		return d.lastIdx, true
 	}
-	p := unsafe.StringData(v)
-	slot := &d.recent[(uintptr(unsafe.Pointer(p))>>4)%recentSlots]
-	if slot.p == p && p != nil && d.value(slot.idx) == v {
-		d.last, d.lastIdx = d.value(slot.idx), slot.idx
-		return slot.idx, true
+	slot := &d.recent[quickSlot(v)]
+	if i := int32(*slot) - 1; i >= 0 && d.value(i) == v {
+		d.last, d.lastIdx = d.value(i), i
+		return i, true
 	}
 	idx, ok = d.index[v]
 	if !ok {
@@ -357,7 +373,7 @@ func (d *dictionary) lookup(v string, maxBytes int) (idx int32, ok bool) {
 		v = strings.Clone(v)
 		d.index[v] = idx
 	}
-	*slot = recentSlot{p, idx}
+	*slot = uint16(idx + 1)
 	d.last, d.lastIdx = d.value(idx), idx
 	return idx, true
 }

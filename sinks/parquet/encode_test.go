@@ -274,3 +274,34 @@ func TestDeltaBinaryPacked(t *testing.T) {
 }
 
 func head[T any](v []T) []T { return v[:min(len(v), 8)] }
+
+// TestDictionaryQuickSlots: values that share a slot of the dictionary's
+// quick table (one length, the same first and last eight bytes) keep
+// their own indexes, found again in any order, and a value looked up
+// after others took its slot is still found by the map.
+func TestDictionaryQuickSlots(t *testing.T) {
+	vals := []string{"aaaaaaaaXbbbbbbbb", "aaaaaaaaYbbbbbbbb", "aaaaaaaaZbbbbbbbb", "a", "ab", "abc", "abcd", "abcde", ""}
+	if quickSlot(vals[0]) != quickSlot(vals[1]) || quickSlot(vals[1]) != quickSlot(vals[2]) {
+		t.Fatal("the test's values no longer share a slot")
+	}
+	var d dictionary
+	r := rand.New(rand.NewPCG(9, 9))
+	want := map[string]int32{}
+	for range 2000 {
+		v := vals[r.IntN(len(vals))]
+		idx, ok := d.lookup(v, dictionaryMaxBytes)
+		if !ok {
+			t.Fatal("dictionary full")
+		}
+		if w, seen := want[v]; seen && w != idx {
+			t.Fatalf("%q: index %d, earlier %d", v, idx, w)
+		}
+		want[v] = idx
+		if got := d.value(idx); got != v {
+			t.Fatalf("%q: index %d holds %q", v, idx, got)
+		}
+	}
+	if len(want) != len(vals) || len(d.pos) != len(vals) {
+		t.Fatalf("%d values in the dictionary, want %d", len(d.pos), len(vals))
+	}
+}
