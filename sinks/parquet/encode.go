@@ -546,3 +546,57 @@ func packMini(dst []byte, v []uint64, w uint) []byte {
 	}
 	return dst // 32*w bits: whole bytes, nothing pending
 }
+
+// appendLevels appends the first n definition levels of a page, held as
+// bits (bit i of defs is level i; the bits from n on are clear), in the
+// RLE/bit-packed hybrid encoding at width 1: the bytes appendHybrid gives
+// for the levels one a byte, found a word at a time.
+func appendLevels(dst []byte, defs []uint64, n int) []byte {
+	level := func(i int) uint64 { return defs[i>>6] >> (i & 63) & 1 }
+	// runAt is the length of the run of equal levels at i.
+	runAt := func(i int) int {
+		flip := -level(i) // all ones under a run of ones: their bits clear
+		j := i
+		for j < n {
+			x := (defs[j>>6] ^ flip) >> (j & 63)
+			left := 64 - j&63
+			if z := bits.TrailingZeros64(x); z < left {
+				j += z
+				break
+			}
+			j += left
+		}
+		return min(j, n) - i
+	}
+	// A run shorter than this is cheaper left in a bit-packed run
+	// (appendHybrid's max(8, 64/w)).
+	const minRun = 64
+	for i := 0; i < n; {
+		if r := runAt(i); r >= minRun || i+r == n {
+			dst = binary.AppendUvarint(dst, uint64(r)<<1)
+			dst = append(dst, byte(level(i)))
+			i += r
+			continue
+		}
+		start, groups := i, 0
+		for {
+			i += 8
+			groups++
+			if i >= n || runAt(i) >= minRun {
+				break
+			}
+		}
+		dst = binary.AppendUvarint(dst, uint64(groups)<<1|1)
+		// Eight levels a byte from start; those from n on are clear.
+		for k := start; k < start+groups*8; k += 8 {
+			w, off := k>>6, k&63
+			x := defs[w] >> off
+			if off > 56 && w+1 < len(defs) {
+				x |= defs[w+1] << (64 - off)
+			}
+			dst = append(dst, byte(x))
+		}
+		i = min(i, n)
+	}
+	return dst
+}

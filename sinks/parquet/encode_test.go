@@ -108,6 +108,55 @@ func TestHybridRoundTrip(t *testing.T) {
 	}
 }
 
+// TestLevelsAsBits: a page's definition levels kept as bits encode to
+// the bytes appendHybrid gives for them one a byte, over random pages with
+// runs of every length, word edges and full pages.
+func TestLevelsAsBits(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	for iter := range 4000 {
+		n := r.IntN(maxPageValues + 1)
+		switch iter % 8 {
+		case 0:
+			n = r.IntN(130)
+		case 1:
+			n = maxPageValues
+		}
+		levels := make([]byte, n)
+		for i := 0; i < n; {
+			run := 1 + r.IntN(8)
+			switch r.IntN(4) {
+			case 0:
+				run = 1 + r.IntN(300)
+			case 1:
+				run = 56 + r.IntN(16) // either side of the shortest RLE run
+			}
+			x := byte(r.IntN(2))
+			if iter%5 == 0 {
+				x = byte(i / run % 2) // alternating runs
+			}
+			for j := 0; j < run && i < n; j++ {
+				levels[i] = x
+				i++
+			}
+		}
+		defs := make([]uint64, maxPageValues/64)
+		for i, l := range levels {
+			defs[i>>6] |= uint64(l) << (i & 63)
+		}
+		want := appendHybrid(nil, levels, 1)
+		if got := appendLevels(nil, defs, n); !bytes.Equal(got, want) {
+			t.Fatalf("%d levels (iteration %d): %x as bits, %x as bytes", n, iter, got, want)
+		}
+	}
+	full := make([]uint64, maxPageValues/64)
+	for i := range full {
+		full[i] = ^uint64(0)
+	}
+	if got, want := appendLevels(nil, full, maxPageValues), appendHybrid(nil, bytes.Repeat([]byte{1}, maxPageValues), 1); !bytes.Equal(got, want) {
+		t.Fatalf("a full page of ones: %x, want %x", got, want)
+	}
+}
+
 func slicesEqual(a, b []int32) bool {
 	if len(a) != len(b) {
 		return false

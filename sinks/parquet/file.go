@@ -98,9 +98,10 @@ func layoutOf(s *pq.Schema) *layout {
 type column struct {
 	spec *colSpec
 
-	// The open page: definition levels (optional columns), PLAIN values
-	// or dictionary indexes, and the values' statistics.
-	defs     []byte
+	// The open page: definition levels (optional columns: bit i set for
+	// value i not NULL; the bits from n on are clear), PLAIN values or
+	// dictionary indexes, and the values' statistics.
+	defs     []uint64
 	vals     []byte
 	idx      []uint16 // a dictionary holds at most dictionaryMaxBytes/4 values
 	n, nulls int
@@ -167,7 +168,7 @@ func (w *fileWriter) presize() {
 	const valsCap = pageBufferSize + 256
 	sizes := func(c *colSpec) (defs, vals, idx int) {
 		if c.optional {
-			defs = maxPageValues
+			defs = maxPageValues / 64
 		}
 		switch {
 		case c.dict:
@@ -179,16 +180,16 @@ func (w *fileWriter) presize() {
 		}
 		return defs, vals, idx
 	}
-	var nb, ni int
+	var nd, nb, ni int
 	for i := range w.cols {
 		d, v, x := sizes(w.cols[i].spec)
-		nb, ni = nb+d+v, ni+x
+		nd, nb, ni = nd+d, nb+v, ni+x
 	}
-	bytes, idx := make([]byte, nb), make([]uint16, ni)
+	defs, bytes, idx := make([]uint64, nd), make([]byte, nb), make([]uint16, ni)
 	for i := range w.cols {
 		c := &w.cols[i]
 		d, v, x := sizes(c.spec)
-		c.defs, bytes = bytes[:0:d], bytes[d:]
+		c.defs, defs = defs[:d:d], defs[d:]
 		c.vals, bytes = bytes[:0:v], bytes[v:]
 		c.idx, idx = idx[:0:x], idx[x:]
 	}
@@ -203,16 +204,14 @@ func (w *fileWriter) reset(out io.Writer) {
 func (w *fileWriter) codec() compress.Codec { return w.o.codec }
 
 func (w *fileWriter) value(c *column, ok bool) bool {
-	c.n++
 	if c.spec.optional {
-		d := byte(0)
 		if ok {
-			d = 1
+			c.defs[c.n>>6] |= 1 << (c.n & 63)
 		}
-		c.defs = append(c.defs, d)
 	} else if !ok {
 		panic("parquet: NULL in required column " + c.spec.name)
 	}
+	c.n++
 	if !ok {
 		c.nulls++
 	}
@@ -391,7 +390,7 @@ func (w *fileWriter) encodePage(c *column) {
 	c.page.nulls = int64(c.nulls)
 	w.levels = w.levels[:0]
 	if c.spec.optional {
-		w.levels = appendHybrid(w.levels, c.defs, 1)
+		w.levels = appendLevels(w.levels, c.defs, c.n)
 	}
 	comp, err := w.codec().Encode(w.comp[:0], body)
 	if err != nil && w.err == nil {
@@ -431,7 +430,10 @@ func (w *fileWriter) encodePage(c *column) {
 	c.st.merge(&c.page, c.spec.kind)
 	c.rows += int64(c.n)
 	c.page.reset()
-	c.defs, c.vals, c.idx = c.defs[:0], c.vals[:0], c.idx[:0]
+	if c.spec.optional {
+		clear(c.defs[:(c.n+63)/64])
+	}
+	c.vals, c.idx = c.vals[:0], c.idx[:0]
 	if cap(c.vals) > 4*pageBufferSize { // a huge value: not kept by a pooled writer
 		c.vals, w.body, w.comp = nil, nil, nil
 	}
@@ -539,7 +541,10 @@ func (w *fileWriter) size() int64 {
 	n := w.off
 	for i := range w.cols {
 		c := &w.cols[i]
-		n += int64(c.chunk.Len() + c.pageBytes() + len(c.defs) + len(c.dict.plain))
+		n += int64(c.chunk.Len() + c.pageBytes() + len(c.dict.plain))
+		if c.spec.optional {
+			n += int64(c.n) // a level a byte, as the row groups have always been cut
+		}
 	}
 	return n
 }
