@@ -208,9 +208,7 @@ func bitWidth(n int) uint {
 // encoding: runs of one value as RLE runs, the rest bit-packed in groups
 // of eight (the last group padded with zeros: readers stop at the page's
 // value count).
-func appendHybrid[T byte | uint16 | int32](dst []byte, v []T, w uint) []byte {
-	// A run shorter than this is cheaper left in a bit-packed run.
-	minRun := max(8, 64/int(w))
+func appendHybrid[T uint16 | int32](dst []byte, v []T, w uint) []byte {
 	runAt := func(i int) int {
 		j := i + 1
 		for j < len(v) && v[j] == v[i] {
@@ -218,33 +216,16 @@ func appendHybrid[T byte | uint16 | int32](dst []byte, v []T, w uint) []byte {
 		}
 		return j - i
 	}
-	for i := 0; i < len(v); {
-		if r := runAt(i); r >= minRun || i+r == len(v) {
-			dst = binary.AppendUvarint(dst, uint64(r)<<1)
-			x := uint32(v[i])
-			for b := uint(0); b < w; b += 8 {
-				dst = append(dst, byte(x>>b))
-			}
-			i += r
-			continue
+	return appendRuns(dst, len(v), w, runAt, func(dst []byte, i int) []byte {
+		x := uint32(v[i])
+		for b := uint(0); b < w; b += 8 {
+			dst = append(dst, byte(x>>b))
 		}
-		start, groups := i, 0
-		for {
-			i += 8
-			groups++
-			if i >= len(v) || runAt(i) >= minRun {
-				break
-			}
-		}
-		dst = binary.AppendUvarint(dst, uint64(groups)<<1|1)
-		if lv, ok := any(v).([]byte); ok && w == 1 {
-			dst = packLevels(dst, lv[start:min(start+groups*8, len(lv))])
-			i = min(i, len(v))
-			continue
-		}
+		return dst
+	}, func(dst []byte, start, end int) []byte {
 		var acc uint64
 		var n uint
-		for j := start; j < start+groups*8; j++ {
+		for j := start; j < end; j++ {
 			if j < len(v) {
 				acc |= uint64(uint32(v[j])) << n
 			}
@@ -255,7 +236,39 @@ func appendHybrid[T byte | uint16 | int32](dst []byte, v []T, w uint) []byte {
 				n -= 8
 			}
 		}
-		i = min(i, len(v))
+		return dst
+	})
+}
+
+// appendRuns appends n values of width w in the hybrid encoding: a run
+// of at least max(8, 64/w) equal values (or the last values, all equal)
+// is an RLE run, and the values up to the next such run, eight at a time,
+// a bit-packed one. runAt(i) is the length of the run of equal values at i; value(dst,
+// i) appends value i as an RLE run's value; pack(dst, start, end) appends
+// values [start, end) bit-packed (end a multiple of eight past start,
+// those from n on as zeros).
+func appendRuns(dst []byte, n int, w uint, runAt func(i int) int,
+	value func(dst []byte, i int) []byte, pack func(dst []byte, start, end int) []byte) []byte {
+	// A run shorter than this is cheaper left in a bit-packed run.
+	minRun := max(8, 64/int(w))
+	for i := 0; i < n; {
+		if r := runAt(i); r >= minRun || i+r == n {
+			dst = binary.AppendUvarint(dst, uint64(r)<<1)
+			dst = value(dst, i)
+			i += r
+			continue
+		}
+		start, groups := i, 0
+		for {
+			i += 8
+			groups++
+			if i >= n || runAt(i) >= minRun {
+				break
+			}
+		}
+		dst = binary.AppendUvarint(dst, uint64(groups)<<1|1)
+		dst = pack(dst, start, start+groups*8)
+		i = min(i, n)
 	}
 	return dst
 }
@@ -549,11 +562,10 @@ func packMini(dst []byte, v []uint64, w uint) []byte {
 
 // appendLevels appends the first n definition levels of a page, held as
 // bits (bit i of defs is level i; the bits from n on are clear), in the
-// RLE/bit-packed hybrid encoding at width 1: the bytes appendHybrid gives
-// for the levels one a byte, found a word at a time.
+// RLE/bit-packed hybrid encoding at width 1 (appendRuns), a word at a
+// time.
 func appendLevels(dst []byte, defs []uint64, n int) []byte {
 	level := func(i int) uint64 { return defs[i>>6] >> (i & 63) & 1 }
-	// runAt is the length of the run of equal levels at i.
 	runAt := func(i int) int {
 		flip := -level(i) // all ones under a run of ones: their bits clear
 		j := i
@@ -568,27 +580,11 @@ func appendLevels(dst []byte, defs []uint64, n int) []byte {
 		}
 		return min(j, n) - i
 	}
-	// A run shorter than this is cheaper left in a bit-packed run
-	// (appendHybrid's max(8, 64/w)).
-	const minRun = 64
-	for i := 0; i < n; {
-		if r := runAt(i); r >= minRun || i+r == n {
-			dst = binary.AppendUvarint(dst, uint64(r)<<1)
-			dst = append(dst, byte(level(i)))
-			i += r
-			continue
-		}
-		start, groups := i, 0
-		for {
-			i += 8
-			groups++
-			if i >= n || runAt(i) >= minRun {
-				break
-			}
-		}
-		dst = binary.AppendUvarint(dst, uint64(groups)<<1|1)
-		// Eight levels a byte from start; those from n on are clear.
-		for k := start; k < start+groups*8; k += 8 {
+	return appendRuns(dst, n, 1, runAt, func(dst []byte, i int) []byte {
+		return append(dst, byte(level(i)))
+	}, func(dst []byte, start, end int) []byte {
+		// Eight levels a byte; those from n on are clear.
+		for k := start; k < end; k += 8 {
 			w, off := k>>6, k&63
 			x := defs[w] >> off
 			if off > 56 && w+1 < len(defs) {
@@ -596,7 +592,6 @@ func appendLevels(dst []byte, defs []uint64, n int) []byte {
 			}
 			dst = append(dst, byte(x))
 		}
-		i = min(i, n)
-	}
-	return dst
+		return dst
+	})
 }

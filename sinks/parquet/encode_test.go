@@ -90,27 +90,31 @@ func TestHybridRoundTrip(t *testing.T) {
 				t.Fatalf("width %d, %d uint16 values: encoded differently from int32", w, n)
 			}
 		}
-		levels := make([]byte, n)
+		levels := make([]int32, n)
+		defs := make([]uint64, (n+63)/64)
 		for i := range levels {
-			levels[i] = byte(v[i] & 1)
+			levels[i] = v[i] & 1
+			defs[i>>6] |= uint64(levels[i]) << (i & 63)
 		}
-		enc = appendHybrid(nil, levels, 1)
-		got := decodeHybrid(t, enc, 1, n)
-		for i := range levels {
-			if got[i] != int32(levels[i]) {
-				t.Fatalf("levels: value %d differs", i)
-			}
+		enc = appendLevels(nil, defs, n)
+		if got := decodeHybrid(t, enc, 1, n); !slicesEqual(got, levels) {
+			t.Fatalf("%d levels: decoded differently", n)
 		}
 	}
 	// Runs stay runs: a page of one level is a few bytes.
-	if enc := appendHybrid(nil, bytes.Repeat([]byte{1}, 8192), 1); len(enc) > 4 {
+	ones := make([]uint64, maxPageValues/64)
+	for i := range ones {
+		ones[i] = ^uint64(0)
+	}
+	if enc := appendLevels(nil, ones, maxPageValues); len(enc) > 4 {
 		t.Errorf("8192 equal levels in %d bytes", len(enc))
 	}
 }
 
 // TestLevelsAsBits: a page's definition levels kept as bits encode to
-// the bytes appendHybrid gives for them one a byte, over random pages with
-// runs of every length, word edges and full pages.
+// the bytes appendHybrid gives for them as values of width 1 (its own
+// packing, value by value), over random pages with runs of every length,
+// word edges and full pages.
 func TestLevelsAsBits(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 8))
 	for iter := range 4000 {
@@ -121,7 +125,7 @@ func TestLevelsAsBits(t *testing.T) {
 		case 1:
 			n = maxPageValues
 		}
-		levels := make([]byte, n)
+		levels := make([]int32, n)
 		for i := 0; i < n; {
 			run := 1 + r.IntN(8)
 			switch r.IntN(4) {
@@ -130,9 +134,9 @@ func TestLevelsAsBits(t *testing.T) {
 			case 1:
 				run = 56 + r.IntN(16) // either side of the shortest RLE run
 			}
-			x := byte(r.IntN(2))
+			x := int32(r.IntN(2))
 			if iter%5 == 0 {
-				x = byte(i / run % 2) // alternating runs
+				x = int32(i / run % 2) // alternating runs
 			}
 			for j := 0; j < run && i < n; j++ {
 				levels[i] = x
@@ -152,7 +156,11 @@ func TestLevelsAsBits(t *testing.T) {
 	for i := range full {
 		full[i] = ^uint64(0)
 	}
-	if got, want := appendLevels(nil, full, maxPageValues), appendHybrid(nil, bytes.Repeat([]byte{1}, maxPageValues), 1); !bytes.Equal(got, want) {
+	allOnes := make([]int32, maxPageValues)
+	for i := range allOnes {
+		allOnes[i] = 1
+	}
+	if got, want := appendLevels(nil, full, maxPageValues), appendHybrid(nil, allOnes, 1); !bytes.Equal(got, want) {
 		t.Fatalf("a full page of ones: %x, want %x", got, want)
 	}
 }
