@@ -242,11 +242,11 @@ func appendHybrid[T uint16 | int32](dst []byte, v []T, w uint) []byte {
 
 // appendRuns appends n values of width w in the hybrid encoding: a run
 // of at least max(8, 64/w) equal values (or the last values, all equal)
-// is an RLE run, and the values up to the next such run, eight at a time,
-// a bit-packed one. runAt(i) is the length of the run of equal values at i; value(dst,
-// i) appends value i as an RLE run's value; pack(dst, start, end) appends
-// values [start, end) bit-packed (end a multiple of eight past start,
-// those from n on as zeros).
+// is an RLE run, and the values up to the next such run, eight at a
+// time, a bit-packed one. runAt(i) is the length of the run of equal
+// values at i; value(dst, i) appends value i as an RLE run's value;
+// pack(dst, start, end) appends values [start, end) bit-packed (end a
+// multiple of eight past start, those from n on as zeros).
 func appendRuns(dst []byte, n int, w uint, runAt func(i int) int,
 	value func(dst []byte, i int) []byte, pack func(dst []byte, start, end int) []byte) []byte {
 	// A run shorter than this is cheaper left in a bit-packed run.
