@@ -632,7 +632,7 @@ func refSummary(rs []refResult) []refResult {
 				s.CPUShare = r.CPUShare
 			}
 		}
-		s.EventsPerCPU, s.EventsPerSec = median(perCPU), median(perSec)
+		s.EventsPerCPU, s.EventsPerSec = mid, median(perSec)
 		s.XCalibration, s.Calibration = median(xcal), median(calib)
 		s.InputMBPerSec = rr[0].InputMBPerSec * s.EventsPerSec / rr[0].EventsPerSec
 		s.Runs, s.RunsPerCPU, s.RunsXCal, s.RunsCalib = len(rr), perCPU, xcal, calib

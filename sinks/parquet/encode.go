@@ -27,7 +27,7 @@ const (
 )
 
 // Page limits: a column's open page is encoded once its values take
-// pageBufferSize bytes (dictionary indexes count 4 bytes each) or it
+// pageBufferSize bytes (dictionary indexes count 2 bytes each) or it
 // holds maxPageValues values.
 const (
 	pageBufferSize = 32 << 10
@@ -366,9 +366,11 @@ func (d *dictionary) lookup(v string, maxBytes int) (idx int32, ok bool) {
 		return d.lastIdx, true
 	}
 	slot := &d.recent[quickSlot(v)]
-	if i := int32(*slot) - 1; i >= 0 && d.value(i) == v {
-		d.last, d.lastIdx = d.value(i), i
-		return i, true
+	if i := int32(*slot) - 1; i >= 0 {
+		if s := d.value(i); s == v {
+			d.last, d.lastIdx = s, i
+			return i, true
+		}
 	}
 	idx, ok = d.index[v]
 	if !ok {
