@@ -51,9 +51,12 @@ type refResult struct {
 	// Calibration is the same run's calibration (encoding/json decoding
 	// each event of the workload into a map, one goroutine) in events per
 	// CPU-second; XCalibration = EventsPerCPU / Calibration.
-	Calibration  float64            `json:"calibration_events_per_cpu_s"`
-	XCalibration float64            `json:"x_calibration"`
-	CPUShare     map[string]float64 `json:"cpu_share,omitempty"`
+	Calibration  float64 `json:"calibration_events_per_cpu_s"`
+	XCalibration float64 `json:"x_calibration"`
+	// SysShare is the part of the CPU time spent in the kernel (system
+	// time: reading the broker's socket, writing and syncing files).
+	SysShare float64            `json:"sys_share"`
+	CPUShare map[string]float64 `json:"cpu_share,omitempty"`
 	// Runs is how many times the configuration ran (SLUICE_BENCH_REPEAT,
 	// interleaved with the others of its group). A summary (refSummary)
 	// gives the medians of EventsPerSec, EventsPerCPU, Calibration and
@@ -336,16 +339,16 @@ func preloadReference(b *testing.B, w benchWorkload, parts int32, n int) (*kfake
 	return kc, size
 }
 
-// procCPU is a running process's user+system CPU time from /proc.
-func procCPU(pid int) time.Duration {
+// procCPU is a running process's user and system CPU time from /proc.
+func procCPU(pid int) (user, sys time.Duration) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	return time.Duration(ut) * time.Second / 100, time.Duration(st) * time.Second / 100 // USER_HZ
 }
 
 func metricF(addr, name string) float64 {
@@ -415,7 +418,8 @@ observability: {listen: "%s", log_level: warn, pprof: true}
 	const coarse = 50 * time.Millisecond
 	// The clock starts at the first record: group join is not throughput.
 	wait("first records", 5*time.Millisecond, func() bool { return metricF(listen, "sluice_records_in_total") > 0 })
-	t0, cpu0 := time.Now(), procCPU(pid)
+	t0 := time.Now()
+	user0, sys0 := procCPU(pid)
 	allocs0 := metricF(listen, "go_memstats_mallocs_total")
 	bytes0, gcs0 := metricF(listen, "go_memstats_alloc_bytes_total"), metricF(listen, "go_gc_duration_seconds_count")
 	var share map[string]float64
@@ -449,7 +453,8 @@ observability: {listen: "%s", log_level: warn, pprof: true}
 	}
 	wall := time.Since(t0) // drain included: files are written when it ends
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	cpu := time.Duration(ru.Utime.Nano()+ru.Stime.Nano()) - cpu0
+	sys := time.Duration(ru.Stime.Nano()) - sys0
+	cpu := time.Duration(ru.Utime.Nano()) - user0 + sys
 	return refResult{
 		Partitions: parts, GOMAXPROCS: procs, Events: n,
 		EventsPerSec:  float64(n) / wall.Seconds(),
@@ -460,6 +465,7 @@ observability: {listen: "%s", log_level: warn, pprof: true}
 		GCs:           gcs1 - gcs0,
 		PeakRSSMiB:    float64(hwm) / (1 << 20),
 		FileBytesEvt:  float64(dirBytes(b, filepath.Join(out, "events"))+dirBytes(b, filepath.Join(out, "rejected"))) / float64(n),
+		SysShare:      sys.Seconds() / cpu.Seconds(),
 		CPUShare:      share,
 	}
 }
@@ -572,7 +578,7 @@ func writeReferenceReport(b *testing.B) {
 	os.WriteFile("out/reference.json", js, 0o644)
 	os.WriteFile("reference.svg", []byte(barChart("sluice end to end, every stage: events per CPU-second ÷ calibration (encoding/json into a map), median of runs; grey = build before", sums)), 0o644)
 	for _, r := range sums {
-		b.Logf("%s: %.0f events per CPU-second, %.2f× calibration (median of %d: %s)", r.Name, r.EventsPerCPU, r.XCalibration, r.Runs, fmtRuns(r.RunsXCal))
+		b.Logf("%s: %.0f events per CPU-second, %.2f× calibration (median of %d: %s), %.0f%% system time", r.Name, r.EventsPerCPU, r.XCalibration, r.Runs, fmtRuns(r.RunsXCal), 100*r.SysShare)
 	}
 	for _, r := range sums {
 		if r.CPUShare == nil {
