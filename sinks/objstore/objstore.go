@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -73,6 +74,8 @@ func Open(ctx context.Context, rawURL string, o S3Options) (Store, error) {
 // Dir is a Store in a local directory. Put writes to a hidden temporary
 // file next to the target, fsyncs it, renames it into place and fsyncs the
 // directory, so an object appears whole or not at all, even on power loss.
+// Given a whole file on the same filesystem (the sink's spool files), Put
+// fsyncs it and hard-links it into place instead of copying its bytes.
 type Dir struct {
 	root string
 }
@@ -122,6 +125,15 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader, size int64) (err
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
+	if src := wholeFile(r, size); src != nil {
+		linked, err := d.link(src, p)
+		if err != nil {
+			return fmt.Errorf("put %s: %w", key, err)
+		}
+		if linked {
+			return nil
+		}
+	}
 	// Hidden and without the .parquet suffix: loaders never pick it up.
 	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
 	if err != nil {
@@ -155,6 +167,67 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader, size int64) (err
 	}
 	return nil
 }
+
+// wholeFile is the file r reads when r reads all of a regular file, as
+// the sink's spool files are handed to Put (an io.SectionReader over the
+// *os.File from offset 0 to its end, size bytes); nil otherwise.
+func wholeFile(r io.Reader, size int64) *os.File {
+	sr, ok := r.(*io.SectionReader)
+	if !ok {
+		return nil
+	}
+	ra, off, n := sr.Outer()
+	f, ok := ra.(*os.File)
+	if !ok || off != 0 || n != size {
+		return nil
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
+		return nil
+	}
+	return f
+}
+
+// link puts the complete file src at p without copying it: src's data is
+// synced, a hard link to it is made (at p, or at a hidden temporary name
+// renamed over an existing p) and the directory is synced. ok is false
+// with a nil error when no link can be made (src on another filesystem,
+// one without hard links): the caller copies instead. The link shares
+// src's inode, so src must not be written afterwards; removing src's name
+// leaves the object.
+func (d *Dir) link(src *os.File, p string) (ok bool, err error) {
+	if err := src.Sync(); err != nil {
+		return false, fmt.Errorf("fsync: %w", err)
+	}
+	dir := filepath.Dir(p)
+	err = os.Link(src.Name(), p)
+	if errors.Is(err, os.ErrExist) {
+		// Replacing an object (a range written again after a restart):
+		// link beside it and rename over it, atomically.
+		// The name is the process's own (pid, sequence): no other
+		// writer creates or removes it.
+		tmp := filepath.Join(dir, fmt.Sprintf(".%s.tmp-link-%d-%d", filepath.Base(p), os.Getpid(), tmpSeq.Add(1)))
+		if err = os.Link(src.Name(), tmp); err != nil {
+			return false, nil
+		}
+		err = os.Rename(tmp, p)
+		// Also after a rename: one onto a link to the same file (a Put
+		// repeated after its directory sync failed) does nothing and
+		// leaves tmp.
+		os.Remove(tmp)
+		if err != nil {
+			return false, nil
+		}
+	} else if err != nil {
+		return false, nil
+	}
+	if err := syncDir(dir); err != nil {
+		return true, fmt.Errorf("fsync dir: %w", err)
+	}
+	return true, nil
+}
+
+// tmpSeq numbers link's temporary names within the process.
+var tmpSeq atomic.Int64
 
 func syncDir(dir string) error {
 	f, err := os.Open(dir)

@@ -3,6 +3,7 @@ package objstore
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,5 +95,95 @@ func TestDirPutIf(t *testing.T) {
 	b, v, err := d.GetVersion(ctx, k)
 	if err != nil || string(b) != `{"next":2}` || v != v2 {
 		t.Errorf("state %s %s %v", b, v, err)
+	}
+}
+
+// TestDirPutLinksWholeFiles: a whole file on the store's filesystem is
+// linked into place (no copy), replacing an object atomically, also when
+// the object already is that file; anything else is copied.
+func TestDirPutLinksWholeFiles(t *testing.T) {
+	tmp := t.TempDir()
+	d, err := NewDir(filepath.Join(tmp, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	spool := func(content string) *os.File {
+		f, err := os.CreateTemp(tmp, "spool-*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		if _, err := f.WriteString(content); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	put := func(key string, f *os.File, off, n int64) {
+		t.Helper()
+		if err := d.Put(ctx, key, io.NewSectionReader(f, off, n), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(key, want string, src *os.File, linked bool) {
+		t.Helper()
+		b, err := d.Get(ctx, key)
+		if err != nil || string(b) != want {
+			t.Fatalf("%s: %q %v, want %q", key, b, err, want)
+		}
+		a, err1 := os.Stat(filepath.Join(d.Root(), key))
+		s, err2 := src.Stat()
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if os.SameFile(a, s) != linked {
+			t.Errorf("%s: linked %v, want %v", key, !linked, linked)
+		}
+	}
+	const key = "events/date=2026-01-01/hour=00/a.parquet"
+	first := spool("first file")
+	put(key, first, 0, 10)
+	check(key, "first file", first, true)
+	// The same file again (a Put repeated after its directory sync
+	// failed): a rename onto the same inode does nothing; nothing is left.
+	put(key, first, 0, 10)
+	check(key, "first file", first, true)
+	// Another file replaces it.
+	second := spool("second, longer file")
+	put(key, second, 0, 19)
+	check(key, "second, longer file", second, true)
+	// The spool's name goes; the object stays.
+	if err := os.Remove(second.Name()); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := d.Get(ctx, key); err != nil || string(b) != "second, longer file" {
+		t.Fatalf("after the spool file's removal: %q %v", b, err)
+	}
+	// Part of a file is copied.
+	part := spool("0123456789")
+	put("events/part.parquet", part, 2, 5)
+	check("events/part.parquet", "23456", part, false)
+	put("events/head.parquet", part, 0, 4)
+	check("events/head.parquet", "0123", part, false)
+	// On another filesystem: copied.
+	if shm, err := os.MkdirTemp("/dev/shm", "sluice-objstore-"); err == nil {
+		defer os.RemoveAll(shm)
+		f, err := os.Create(filepath.Join(shm, "spool"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		f.WriteString("elsewhere")
+		put("events/shm.parquet", f, 0, 9)
+		check("events/shm.parquet", "elsewhere", f, false)
+	}
+	err = filepath.WalkDir(d.Root(), func(p string, de os.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(de.Name(), ".") {
+			t.Errorf("left behind: %s", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -14,8 +14,9 @@ import (
 // Spooling: a file being built goes to local disk row group by row group,
 // so memory holds only its open row group and writer buffers, whatever the
 // roll size, and the end of a flush does not double it. The upload reads
-// the finished file back (S3 multipart reads each part from the file, the
-// directory store copies it).
+// the finished file back (S3 multipart reads each part from the file; the
+// directory store links it into place when it can, copies it otherwise).
+// A spool file is not written after its upload: the link shares it.
 
 // spoolFile is where one output file's bytes go while it is built.
 type spoolFile interface {
