@@ -2,6 +2,7 @@ package decode
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -107,4 +108,39 @@ func FuzzFastPathAgrees(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		agree(t, fast, general, raw)
 	})
+}
+
+// TestQuoteOrBackslash checks the scan against a byte-by-byte one at every
+// start, over strings with the quote or backslash at every position
+// around the eight-byte step and the vector search's blocks.
+func TestQuoteOrBackslash(t *testing.T) {
+	naive := func(b []byte, j int) int {
+		for ; j < len(b); j++ {
+			if b[j] == '"' || b[j] == '\\' {
+				return j
+			}
+		}
+		return -1
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte(`abc/:; {}"\`)
+	for n := range 80 {
+		for range 40 {
+			b := make([]byte, n)
+			for i := range b {
+				b[i] = 'a' + byte(rng.IntN(26))
+			}
+			// Zero to three special bytes at random places.
+			for range rng.IntN(4) {
+				if n > 0 {
+					b[rng.IntN(n)] = alphabet[rng.IntN(len(alphabet))]
+				}
+			}
+			for j := 0; j <= n; j++ {
+				if got, want := quoteOrBackslash(b, j), naive(b, j); got != want {
+					t.Fatalf("quoteOrBackslash(%q, %d) = %d, want %d", b, j, got, want)
+				}
+			}
+		}
+	}
 }
