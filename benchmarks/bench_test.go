@@ -104,6 +104,28 @@ func BenchmarkDecodeTracker(b *testing.B) {
 	benchStagesOn(b, recs, size, decode.New(nil))
 }
 
+// BenchmarkGeoTracker: decode, then geo with the tracker workload's
+// 130,000-network database, over 100,000 of its records (addresses drawn
+// by its Zipf law over the networks: the block cache's mix of hits and
+// misses); one op is one record through both.
+func BenchmarkGeoTracker(b *testing.B) {
+	recs, size := records(synth.NewTracker(synth.TrackerOptions{Seed: 2026, DupRate: 0.02, BadRate: 0.005}), 100000)
+	geoPath := filepath.Join(b.TempDir(), "tracker-city.mmdb")
+	if err := geodb.Write(geoPath, geodb.TrackerRecords(), 1); err != nil {
+		b.Fatal(err)
+	}
+	db, err := geo.Open(geoPath, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	g, err := geo.New(db, geo.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchStagesOn(b, recs, size, decode.New(nil), g)
+}
+
 // BenchmarkParquetSink: one op is one decoded event written, with a flush
 // (close, compress, write to disk) every 100,000 events.
 // The events are those of the reference chain (decode, geo, useragent,
