@@ -67,6 +67,13 @@ type refResult struct {
 	RunsPerCPU []float64 `json:"events_per_cpu_s_runs,omitempty"`
 	RunsXCal   []float64 `json:"x_calibration_runs,omitempty"`
 	RunsCalib  []float64 `json:"calibration_runs,omitempty"`
+	// Paired is, for 64 partitions and the 256 MiB budget, the ratio of
+	// each run's events per CPU-second to that of the 8-partition,
+	// GOMAXPROCS 2 run of the same build and repetition (run beside it),
+	// and PairedMedian their median: the targets' ratios without the
+	// machine's drift between the runs of a configuration.
+	Paired       []float64 `json:"paired_vs_8_partitions,omitempty"`
+	PairedMedian float64   `json:"paired_vs_8_partitions_median,omitempty"`
 }
 
 var refResults []refResult
@@ -163,10 +170,13 @@ func BenchmarkReference(b *testing.B) {
 		if err := geodb.Write(geoPath, w.geo(), 1); err != nil {
 			b.Fatal(err)
 		}
+		// A group's configurations run interleaved, each on a broker
+		// preloaded with the same records in its partition count: 64
+		// partitions sits with 8's so that their ratio (a target) pairs
+		// runs minutes apart at most, not a group apart.
 		groups := [][]refConfig{
 			{{1, 2, false, 0}},
-			{{8, 1, false, 0}, {8, 2, false, 0}, {8, 2, true, 0}},
-			{{64, 2, false, 0}},
+			{{8, 1, false, 0}, {8, 2, false, 0}, {8, 2, true, 0}, {64, 2, false, 0}},
 		}
 		if w.name == "reference" {
 			for _, l := range strings.Split(cmp.Or(os.Getenv("SLUICE_BENCH_LENGTHS"), "100000,10000000"), ",") {
@@ -186,7 +196,13 @@ func BenchmarkReference(b *testing.B) {
 				continue
 			}
 			events := cmp.Or(group[0].events, n)
-			kc, size := preloadReference(b, w, group[0].parts, events)
+			brokers := map[int32]*kfake.Cluster{}
+			var size int64
+			for _, c := range run {
+				if brokers[c.parts] == nil {
+					brokers[c.parts], size = preloadReference(b, w, c.parts, events)
+				}
+			}
 			type variant struct {
 				c    refConfig
 				name string
@@ -218,7 +234,7 @@ func BenchmarkReference(b *testing.B) {
 								prof = v == name
 							}
 							prof = prof && rep == repeat-1
-							r = runReference(b, v.bin, kc, c.parts, c.procs, c.budget, events, size, geoPath, prof)
+							r = runReference(b, v.bin, brokers[c.parts], c.parts, c.procs, c.budget, events, size, geoPath, prof)
 						}
 						r.Name, r.Workload = name, w.name
 						r.Calibration = calibration(b, w, events)
@@ -238,7 +254,9 @@ func BenchmarkReference(b *testing.B) {
 					})
 				}
 			}
-			kc.Close()
+			for _, kc := range brokers {
+				kc.Close()
+			}
 		}
 	}
 	writeReferenceReport(b)
@@ -573,12 +591,16 @@ func writeReferenceReport(b *testing.B) {
 		return
 	}
 	sums := refSummary(refResults)
+	pairRuns(sums)
 	os.MkdirAll("out", 0o755)
 	js, _ := json.MarshalIndent(sums, "", "  ")
 	os.WriteFile("out/reference.json", js, 0o644)
 	os.WriteFile("reference.svg", []byte(barChart("sluice end to end, every stage: events per CPU-second ÷ calibration (encoding/json into a map), median of runs; grey = build before", sums)), 0o644)
 	for _, r := range sums {
 		b.Logf("%s: %.0f events per CPU-second, %.2f× calibration (median of %d: %s), %.0f%% system time", r.Name, r.EventsPerCPU, r.XCalibration, r.Runs, fmtRuns(r.RunsXCal), 100*r.SysShare)
+		if r.Paired != nil {
+			b.Logf("%s vs 8 partitions, paired runs: %.2f (%s)", r.Name, r.PairedMedian, fmtRuns(r.Paired))
+		}
 	}
 	for _, r := range sums {
 		if r.CPUShare == nil {
@@ -607,14 +629,6 @@ func refSummary(rs []refResult) []refResult {
 			order = append(order, r.Name)
 		}
 		runs[r.Name] = append(runs[r.Name], r)
-	}
-	median := func(v []float64) float64 {
-		v = slices.Clone(v)
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
 	}
 	var out []refResult
 	for _, name := range order {
@@ -645,6 +659,44 @@ func refSummary(rs []refResult) []refResult {
 		out = append(out, s)
 	}
 	return out
+}
+
+// pairRuns fills Paired and PairedMedian of the 64-partition and budget
+// summaries from the runs of the 8-partition, GOMAXPROCS 2 summary of the
+// same workload and build: the i-th runs of a group ran in one round.
+func pairRuns(sums []refResult) {
+	base := func(name string) string {
+		name = strings.Replace(name, "/partitions=64/", "/partitions=8/", 1)
+		return strings.Replace(name, "/budget=256MiB", "", 1)
+	}
+	byName := map[string]*refResult{}
+	for i := range sums {
+		byName[sums[i].Name] = &sums[i]
+	}
+	for i := range sums {
+		r := &sums[i]
+		if !strings.Contains(r.Name, "/partitions=64/") && !strings.Contains(r.Name, "/budget=") {
+			continue
+		}
+		b := byName[base(r.Name)]
+		if b == nil || len(b.RunsPerCPU) != len(r.RunsPerCPU) {
+			continue
+		}
+		r.Paired = make([]float64, len(r.RunsPerCPU))
+		for j := range r.RunsPerCPU {
+			r.Paired[j] = r.RunsPerCPU[j] / b.RunsPerCPU[j]
+		}
+		r.PairedMedian = median(r.Paired)
+	}
+}
+
+// median is the median of v (not empty).
+func median(v []float64) float64 {
+	v = slices.Sorted(slices.Values(v))
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 // fmtRuns lists the runs' ratios, e.g. "1.98 2.05 2.11".
