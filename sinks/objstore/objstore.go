@@ -10,11 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 )
 
@@ -202,10 +202,10 @@ func (d *Dir) link(src *os.File, p string) (ok bool, err error) {
 	err = os.Link(src.Name(), p)
 	if errors.Is(err, os.ErrExist) {
 		// Replacing an object (a range written again after a restart):
-		// link beside it and rename over it, atomically.
-		// The name is the process's own (pid, sequence): no other
-		// writer creates or removes it.
-		tmp := filepath.Join(dir, fmt.Sprintf(".%s.tmp-link-%d-%d", filepath.Base(p), os.Getpid(), tmpSeq.Add(1)))
+		// link beside it and rename over it, atomically. The name is
+		// random, like CreateTemp's (processes of other containers
+		// writing to this directory may have this one's pid).
+		tmp := filepath.Join(dir, fmt.Sprintf(".%s.tmp-link-%016x", filepath.Base(p), rand.Uint64()))
 		if err = os.Link(src.Name(), tmp); err != nil {
 			return false, nil
 		}
@@ -225,9 +225,6 @@ func (d *Dir) link(src *os.File, p string) (ok bool, err error) {
 	}
 	return true, nil
 }
-
-// tmpSeq numbers link's temporary names within the process.
-var tmpSeq atomic.Int64
 
 func syncDir(dir string) error {
 	f, err := os.Open(dir)
