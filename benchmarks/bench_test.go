@@ -100,8 +100,24 @@ func BenchmarkDecode(b *testing.B) { benchStages(b, decode.New(nil)) }
 // BenchmarkDecodeTracker: BenchmarkDecode over 10,000 records of the
 // tracker workload (a nested context in most events, longer strings).
 func BenchmarkDecodeTracker(b *testing.B) {
-	recs, size := records(synth.NewTracker(synth.TrackerOptions{Seed: 2026, DupRate: 0.02, BadRate: 0.005}), 10000)
+	recs, size := trackerRecords(10000)
 	benchStagesOn(b, recs, size, decode.New(nil))
+}
+
+// trackerRecords is the first n records of BenchmarkReference's tracker
+// workload and their size in bytes.
+func trackerRecords(n int) ([][]byte, int64) {
+	return records(synth.NewTracker(synth.TrackerOptions{Seed: 2026, DupRate: 0.02, BadRate: 0.005}), n)
+}
+
+// trackerGeoDB writes the tracker workload's 130,000-network GeoIP
+// database into the benchmark's temp dir and returns its path.
+func trackerGeoDB(b *testing.B) string {
+	path := filepath.Join(b.TempDir(), "tracker-city.mmdb")
+	if err := geodb.Write(path, geodb.TrackerRecords(), 1); err != nil {
+		b.Fatal(err)
+	}
+	return path
 }
 
 // BenchmarkGeoTracker: decode, then geo with the tracker workload's
@@ -109,12 +125,8 @@ func BenchmarkDecodeTracker(b *testing.B) {
 // by its Zipf law over the networks: the block cache's mix of hits and
 // misses); one op is one record through both.
 func BenchmarkGeoTracker(b *testing.B) {
-	recs, size := records(synth.NewTracker(synth.TrackerOptions{Seed: 2026, DupRate: 0.02, BadRate: 0.005}), 100000)
-	geoPath := filepath.Join(b.TempDir(), "tracker-city.mmdb")
-	if err := geodb.Write(geoPath, geodb.TrackerRecords(), 1); err != nil {
-		b.Fatal(err)
-	}
-	db, err := geo.Open(geoPath, nil)
+	recs, size := trackerRecords(100000)
+	db, err := geo.Open(trackerGeoDB(b), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -141,11 +153,8 @@ func BenchmarkParquetSink(b *testing.B) {
 			recs, size := workload(10000)
 			chain := enrich
 			if v.name == "tracker-zstd" {
-				recs, size = records(synth.NewTracker(synth.TrackerOptions{Seed: 2026, DupRate: 0.02, BadRate: 0.005}), 50000)
-				geoPath := filepath.Join(b.TempDir(), "tracker.mmdb")
-				if err := geodb.Write(geoPath, geodb.TrackerRecords(), 1); err != nil {
-					b.Fatal(err)
-				}
+				recs, size = trackerRecords(50000)
+				geoPath := trackerGeoDB(b)
 				chain = func(b *testing.B) pipeline.StageFactory { return enrichWith(b, geoPath) }
 			}
 			dir := b.TempDir()

@@ -111,8 +111,8 @@ func FuzzFastPathAgrees(f *testing.F) {
 }
 
 // TestQuoteOrBackslash checks the scan against a byte-by-byte one at every
-// start, over strings with the quote or backslash at every position
-// around the eight-byte step and the vector search's blocks.
+// start, over strings up to 80 bytes with the quote or backslash at
+// random positions around the eight-byte steps and the byte-wise tail.
 func TestQuoteOrBackslash(t *testing.T) {
 	naive := func(b []byte, j int) int {
 		for ; j < len(b); j++ {
