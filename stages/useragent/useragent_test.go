@@ -6,6 +6,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/sluicedata/sluice/internal/synth"
 	"github.com/sluicedata/sluice/pipeline"
 )
 
@@ -118,6 +119,16 @@ func BenchmarkUserAgent(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			Parse(uas[i%len(uas)])
+		}
+	})
+	// Each distinct agent of the tracker workload parsed once: what a
+	// run pays for them (the cache answers the rest).
+	b.Run("miss-tracker", func(b *testing.B) {
+		tracker := synth.TrackerUserAgents()
+		families()
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			Parse(tracker[i%len(tracker)])
 		}
 	})
 }

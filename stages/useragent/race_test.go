@@ -1,0 +1,5 @@
+//go:build race
+
+package useragent
+
+func init() { corpusStride = 25 }
