@@ -7,12 +7,15 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go/compress/uncompressed"
 	"github.com/parquet-go/parquet-go/encoding/delta"
+
+	"github.com/sluicedata/sluice/pipeline"
 )
 
 // decodeHybrid is the RLE/bit-packed hybrid decoder of the Parquet spec,
@@ -362,3 +365,90 @@ func TestDictionaryQuickSlots(t *testing.T) {
 		t.Fatalf("%d values in the dictionary, want %d", len(d.pos), len(vals))
 	}
 }
+
+// writeRecorder records the writes a file gets.
+type writeRecorder struct {
+	bytes.Buffer
+	writes int
+}
+
+func (r *writeRecorder) Write(p []byte) (int, error) {
+	r.writes++
+	return r.Buffer.Write(p)
+}
+
+// TestRowGroupWritesGathered: a row group's column chunks, dictionaries
+// and page index, and the footer, reach the file in pieces of about
+// writeBufSize (gather), not one write per block, header and index: the
+// file's bytes are the same, its offsets count every byte, and the
+// writes are a handful per row group where there were hundreds.
+func TestRowGroupWritesGathered(t *testing.T) {
+	o := newOutput(EventRow{}, EventColumns, addEvents, &uncompressed.Codec{}, "test")
+	gathered, direct := newFileWriter(o), newFileWriter(o)
+	var g, d writeRecorder
+	gathered.reset(&g)
+	direct.reset(&d)
+	rng := rand.New(rand.NewPCG(3, 4))
+	var evs []*pipeline.Event
+	for i := range 20_000 {
+		e := &pipeline.Event{Topic: "events", Offset: int64(i), KafkaTime: 1772366400000 + int64(i),
+			EventID: strconv.Itoa(rng.IntN(1 << 30)), EventName: []string{"page_view", "click"}[i%2], EventTime: int64(i)}
+		if i%3 == 0 {
+			e.PageURL, e.Present = "https://example.com/"+strconv.Itoa(rng.IntN(500)), pipeline.HasPageURL
+		}
+		evs = append(evs, e)
+	}
+	for _, w := range []*fileWriter{gathered, direct} {
+		for i := 0; i < len(evs); i += 5000 {
+			if err := w.write(5000, func(j int) *pipeline.Event { return evs[i+j] }, func() bool { return false }); err != nil {
+				t.Fatal(err)
+			}
+			if w == gathered {
+				if err := w.endRowGroup(); err != nil { // four row groups
+					t.Fatal(err)
+				}
+			} else {
+				// The same row groups, each write as it comes.
+				w.endRowGroupDirect(t)
+			}
+		}
+		if w == gathered {
+			if err := w.close(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			w.closeDirect(t)
+		}
+	}
+	if !bytes.Equal(g.Bytes(), d.Bytes()) {
+		t.Fatalf("gathered file of %d bytes differs from the one written as it came (%d bytes)", g.Len(), d.Len())
+	}
+	if gathered.off != int64(g.Len()) {
+		t.Errorf("offset %d, file %d bytes", gathered.off, g.Len())
+	}
+	if max := 4*(1+g.Len()/(4*writeBufSize)) + 8; g.writes > max {
+		t.Errorf("%d writes for %d bytes in 4 row groups, want at most %d", g.writes, g.Len(), max)
+	}
+	t.Logf("%d bytes: %d writes gathered, %d as they came", g.Len(), g.writes, d.writes)
+}
+
+// endRowGroupDirect and closeDirect write without gathering: each piece
+// as put gives it.
+func (w *fileWriter) endRowGroupDirect(t *testing.T) {
+	w.wbuf = &noGather
+	defer func() { w.wbuf = nil }()
+	if err := w.endRowGroup(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (w *fileWriter) closeDirect(t *testing.T) {
+	w.wbuf = &noGather
+	defer func() { w.wbuf = nil }()
+	if err := w.close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// noGather is a gathering buffer of no room: put writes every piece.
+var noGather = make([]byte, 0)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 
 	pq "github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -140,6 +141,7 @@ type fileWriter struct {
 	// Scratch.
 	chunk              []*pipeline.Event // the rows being written (write)
 	levels, body, comp []byte
+	wbuf               *[]byte  // gathered bytes (gather), else nil
 	bnd                [16]byte // numeric bounds, encoded
 	meta               bytes.Buffer
 	enc                *thrift.Encoder
@@ -440,15 +442,72 @@ func (w *fileWriter) encodePage(c *column) {
 	c.n, c.nulls = 0, 0
 }
 
+// put appends p to the file (at offset w.off, which counts p at once).
+// While a row group or a footer is being written (gather), the bytes are
+// gathered into pieces of writeBufSize first.
 func (w *fileWriter) put(p []byte) {
 	if w.err != nil {
 		return
 	}
-	n, err := w.out.Write(p)
-	w.off += int64(n)
-	if err != nil {
+	w.off += int64(len(p))
+	if w.wbuf == nil {
+		w.emit(p)
+		return
+	}
+	b := *w.wbuf
+	if len(b)+len(p) > cap(b) {
+		w.emit(b)
+		b = b[:0]
+	}
+	if len(p) >= cap(b) {
+		w.emit(p)
+	} else {
+		b = append(b, p...)
+	}
+	*w.wbuf = b
+}
+
+// emit writes p to the file; the first error loses the file.
+func (w *fileWriter) emit(p []byte) {
+	if w.err != nil || len(p) == 0 {
+		return
+	}
+	if _, err := w.out.Write(p); err != nil {
 		w.err = err
 	}
+}
+
+// writeBufSize is the piece a row group's or a footer's bytes are
+// gathered into before they are written: a column chunk's pages sit in
+// blocks of 4 to 64 KiB and its page index in a few dozen bytes, and
+// writing each as it came cost a system call every 6 KiB on average, and
+// a file of a 64-partition run's share about 240 of them. The buffers
+// are pooled and held only while a row group or footer is written: at
+// most one per writer writing at that moment.
+const writeBufSize = 64 << 10
+
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize); return &b }}
+
+// gather makes put gather its bytes until ungather(true); it reports
+// whether this call began the gathering (a nested call does not).
+func (w *fileWriter) gather() bool {
+	if w.wbuf != nil {
+		return false
+	}
+	w.wbuf = writeBufs.Get().(*[]byte)
+	return true
+}
+
+// ungather, given gather's result, writes what was gathered and returns
+// the buffer (nothing when began is false).
+func (w *fileWriter) ungather(began bool) {
+	if !began || w.wbuf == nil {
+		return
+	}
+	w.emit(*w.wbuf)
+	*w.wbuf = (*w.wbuf)[:0]
+	writeBufs.Put(w.wbuf)
+	w.wbuf = nil
 }
 
 var magic = []byte("PAR1")
@@ -459,6 +518,7 @@ func (w *fileWriter) endRowGroup() error {
 	if w.rows == 0 || w.err != nil {
 		return w.err
 	}
+	began := w.gather()
 	if w.off == 0 {
 		w.put(magic)
 	}
@@ -533,6 +593,7 @@ func (w *fileWriter) endRowGroup() error {
 	w.rowGroups = append(w.rowGroups, rg)
 	w.all += w.rows
 	w.rows = 0
+	w.ungather(began)
 	return w.err
 }
 
@@ -551,6 +612,8 @@ func (w *fileWriter) size() int64 {
 
 // close writes the open row group, the page index and the footer.
 func (w *fileWriter) close() error {
+	began := w.gather()
+	defer func() { w.ungather(began) }() // after an error; began is false after the last write
 	if err := w.endRowGroup(); err != nil {
 		return err
 	}
@@ -589,5 +652,7 @@ func (w *fileWriter) close() error {
 	w.put(w.meta.Bytes())
 	w.put(binary.LittleEndian.AppendUint32(nil, uint32(n)))
 	w.put(magic)
+	w.ungather(began)
+	began = false
 	return w.err
 }
