@@ -164,9 +164,7 @@ func (w *worker) sealIdle() {
 		w.r.log.Debug("idle partition sealed", "topic", w.topic, "partition", w.partition,
 			"sealed_before", time.UnixMilli(target).UTC())
 	case errors.Is(err, delivery.ErrFenced):
-		w.r.stats.StateConflicts.Add(1)
-		w.r.log.Error("partition state moved by another member; giving the partition up", "topic", w.topic, "partition", w.partition, "err", err)
-		w.cancel()
+		w.fenced(err)
 	default:
 		w.r.stats.StateErrors.Add(1)
 		w.r.log.Debug("idle seal failed; trying again", "topic", w.topic, "partition", w.partition, "err", err)

@@ -203,6 +203,11 @@ type Runner struct {
 	workers map[topicPartition]*worker
 	failed  error
 	cancel  context.CancelFunc
+	// fencedWorkers ended after another member moved their partition's
+	// state (worker.fenced); the poll loop restarts them (restartFenced),
+	// and pollCancel ends its wait for records so that it does so at once.
+	fencedWorkers []*worker
+	pollCancel    context.CancelFunc
 }
 
 // NewRunner checks opts and returns a runner. It does not connect yet.
@@ -346,8 +351,16 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.log.Info("consuming", "topics", r.opts.Topics, "group", r.opts.Group)
 
 	for ctx.Err() == nil {
-		fetches := cl.PollRecords(ctx, r.opts.MaxPollRecords)
+		pollCtx, pollCancel := context.WithCancel(ctx)
+		r.mu.Lock()
+		r.pollCancel = pollCancel
+		if len(r.fencedWorkers) > 0 {
+			pollCancel() // a worker to restart: take what is there, wait for nothing
+		}
+		r.mu.Unlock()
+		fetches := cl.PollRecords(pollCtx, r.opts.MaxPollRecords)
 		if fetches.IsClientClosed() {
+			pollCancel()
 			break
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
@@ -377,6 +390,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			}
 		})
+		// Rebalances wait for AllowRebalance: the partitions this member
+		// holds cannot change while fenced ones restart.
+		r.restartFenced(ctx, cl)
+		pollCancel()
 		cl.AllowRebalance()
 	}
 
@@ -461,42 +478,12 @@ func (r *Runner) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 			if w == nil {
 				continue
 			}
-			var (
-				ck    *delivery.Checkpoint
-				found bool
-			)
-			err := delivery.Retry(ctx, delivery.Backoff{Initial: r.opts.RetryBackoff, Max: r.opts.RetryBackoffMax},
-				func(err error, wait time.Duration) {
-					r.stats.StateErrors.Add(1)
-					r.storeDown.Fail(r.opts.StoreName, err)
-					r.log.Debug("cannot read partition state; retrying", "topic", topic, "partition", p, "retry_in", wait, "err", err)
-				},
-				func() (err error) {
-					ck, found, err = delivery.Load(ctx, r.opts.State, r.opts.Group, topic, p)
-					if err != nil && !delivery.IsRetryable(err) {
-						// A corrupt state is retried too: an operator can
-						// repair it while /readyz and the log say why.
-						err = delivery.Retryable("state read", err)
-					}
-					return err
-				})
+			start, err := r.loadStart(ctx, topic, p)
 			if err != nil {
-				return nil, fmt.Errorf("partition state %s/%d: %w", topic, p, err)
+				return nil, err
 			}
-			r.storeDown.OK(r.opts.StoreName)
-			start := workerStart{ck: ck, start: -1}
-			if found {
-				st := ck.State()
-				start.start = st.Next
-				if st.Pending != nil {
-					start.start = st.Pending.First
-					parts[p] = kgo.NewOffset().At(st.Pending.First).WithEpoch(-1)
-					rng := *st.Pending
-					start.replay = &rng
-					r.log.Info("re-running pending range", "topic", topic, "partition", p, "first", rng.First, "last", rng.Last)
-				} else {
-					parts[p] = kgo.NewOffset().At(st.Next).WithEpoch(-1)
-				}
+			if start.start >= 0 {
+				parts[p] = kgo.NewOffset().At(start.start).WithEpoch(-1)
 			}
 			select {
 			case w.init <- start:
@@ -505,6 +492,106 @@ func (r *Runner) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 		}
 	}
 	return offsets, nil
+}
+
+// loadStart reads a partition's state (retried while the store cannot be
+// read, until ctx ends) and returns where its worker starts: the state's
+// next offset, or the first of a pending range to re-run exactly; start
+// -1 without a state.
+func (r *Runner) loadStart(ctx context.Context, topic string, p int32) (workerStart, error) {
+	var (
+		ck    *delivery.Checkpoint
+		found bool
+	)
+	err := delivery.Retry(ctx, delivery.Backoff{Initial: r.opts.RetryBackoff, Max: r.opts.RetryBackoffMax},
+		func(err error, wait time.Duration) {
+			r.stats.StateErrors.Add(1)
+			r.storeDown.Fail(r.opts.StoreName, err)
+			r.log.Debug("cannot read partition state; retrying", "topic", topic, "partition", p, "retry_in", wait, "err", err)
+		},
+		func() (err error) {
+			ck, found, err = delivery.Load(ctx, r.opts.State, r.opts.Group, topic, p)
+			if err != nil && !delivery.IsRetryable(err) {
+				// A corrupt state is retried too: an operator can
+				// repair it while /readyz and the log say why.
+				err = delivery.Retryable("state read", err)
+			}
+			return err
+		})
+	if err != nil {
+		return workerStart{}, fmt.Errorf("partition state %s/%d: %w", topic, p, err)
+	}
+	r.storeDown.OK(r.opts.StoreName)
+	start := workerStart{ck: ck, start: -1}
+	if found {
+		st := ck.State()
+		start.start = st.Next
+		if st.Pending != nil {
+			start.start = st.Pending.First
+			rng := *st.Pending
+			start.replay = &rng
+			r.log.Info("re-running pending range", "topic", topic, "partition", p, "first", rng.First, "last", rng.Last)
+		}
+	}
+	return start, nil
+}
+
+// fence queues a fenced worker for restartFenced and ends the poll
+// loop's wait for records.
+func (r *Runner) fence(w *worker) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fencedWorkers = append(r.fencedWorkers, w)
+	if r.pollCancel != nil {
+		r.pollCancel()
+	}
+}
+
+// restartFenced starts each fenced partition again that this member still
+// holds: a new worker from the state as it is now (the other member's
+// ranges delivered, a pending one to re-run), and the client's position
+// moved there. Called by the poll loop between a poll and AllowRebalance,
+// when no rebalance can change what the member holds (a revocation or
+// loss that came before took the worker out of r.workers: then there is
+// nothing to restart). A zombie restarts too, until its client learns
+// that its session is gone; the state's compare-and-swap keeps every
+// range it may still try from being written twice.
+func (r *Runner) restartFenced(ctx context.Context, cl *kgo.Client) {
+	r.mu.Lock()
+	fenced := r.fencedWorkers
+	r.fencedWorkers = nil
+	r.mu.Unlock()
+	for _, w := range fenced {
+		<-w.done // it ends right after the failed write
+		tp := topicPartition{w.topic, w.partition}
+		r.mu.Lock()
+		held := r.workers[tp] == w
+		if held {
+			delete(r.workers, tp)
+		}
+		r.mu.Unlock()
+		if !held || r.opts.State == nil {
+			continue
+		}
+		start, err := r.loadStart(ctx, w.topic, w.partition)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.fail(err)
+			}
+			return
+		}
+		if err := r.startWorker(w.topic, w.partition); err != nil {
+			r.fail(fmt.Errorf("restart partition %s/%d: %w", w.topic, w.partition, err))
+			return
+		}
+		r.worker(w.topic, w.partition).init <- start
+		if start.start >= 0 {
+			cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{w.topic: {w.partition: {Epoch: -1, Offset: start.start}}})
+		}
+		r.stats.Restarts.Add(1)
+		r.log.Info("partition restarted from its state after another member moved it",
+			"topic", w.topic, "partition", w.partition, "start", start.start)
+	}
 }
 
 // revoked flushes and commits the revoked partitions before they are

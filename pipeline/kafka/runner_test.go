@@ -18,6 +18,7 @@ import (
 	"github.com/sluicedata/sluice/internal/synth"
 	"github.com/sluicedata/sluice/internal/testkit"
 	"github.com/sluicedata/sluice/pipeline"
+	"github.com/sluicedata/sluice/pipeline/delivery"
 	"github.com/sluicedata/sluice/pipeline/kafka"
 	"github.com/sluicedata/sluice/sinks/objstore"
 	pqsink "github.com/sluicedata/sluice/sinks/parquet"
@@ -387,5 +388,74 @@ func TestBrokenSinkStopsTheRunner(t *testing.T) {
 	}
 	if n := testkit.ReadAll(t, dir).Total(); n != 0 {
 		t.Errorf("%d rows written by a broken sink", n)
+	}
+}
+
+// TestFencedPartitionRestarts: another writer moves the partitions' state
+// while this member holds them, as a zombie does whose session has not
+// yet expired. The member's run of each partition ends without writing
+// its buffered records and starts again from the state as it is now,
+// where before the member kept the partitions without consuming them
+// until the next rebalance. Every record is still in exactly one row,
+// and the committed offsets reach the end.
+func TestFencedPartitionRestarts(t *testing.T) {
+	const topic = "events"
+	kc := testkit.Kafka(t, topic, 2)
+	brokers := kc.ListenAddrs()
+	dir := t.TempDir()
+	store, err := objstore.NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := objstore.StateStore{Store: store}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); produce(t, brokers, topic, 12000, 3, 40*time.Millisecond) }()
+
+	m := start(newRunner(t, brokers, topic, "g", store, kafka.Options{State: state, RollMaxAge: time.Second}))
+	testkit.WaitFor(t, 30*time.Second, "both partitions delivering", func() bool {
+		for p := range int32(2) {
+			if _, found, err := delivery.Load(context.Background(), state, "g", topic, p); err != nil || !found {
+				return false
+			}
+		}
+		return true
+	})
+	// The other writer writes each state again as it is: a new version,
+	// the same position. Its write may lose to the member's own (then it
+	// reads and tries again).
+	for p := range int32(2) {
+		for attempt := 0; ; attempt++ {
+			ck, _, err := delivery.Load(context.Background(), state, "g", topic, p)
+			if err == nil {
+				if err = ck.Save(context.Background(), ck.State()); err == nil {
+					break
+				}
+			}
+			if attempt == 20 {
+				t.Fatalf("partition %d: the other writer could not write the state: %v", p, err)
+			}
+		}
+	}
+	testkit.WaitFor(t, 30*time.Second, "both partitions restarted", func() bool { return m.r.Stats().Restarts.Load() >= 2 })
+	if n := m.r.Stats().StateConflicts.Load(); n < 2 {
+		t.Errorf("%d state conflicts, want at least 2", n)
+	}
+	wg.Wait()
+	ends := testkit.EndOffsets(t, brokers, topic)
+	var total int64
+	for _, e := range ends {
+		total += e
+	}
+	testkit.WaitFor(t, 60*time.Second, "every record delivered", func() bool {
+		return int64(testkit.ReadOutput(t, dir).Total()) >= total
+	})
+	m.stop(t)
+	checkOnce(t, dir, ends)
+	committed := testkit.Committed(t, brokers, "g", topic)
+	for p, end := range ends {
+		if committed[p] != end {
+			t.Errorf("partition %d committed %d, end %d", p, committed[p], end)
+		}
 	}
 }

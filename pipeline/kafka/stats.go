@@ -17,7 +17,8 @@ type Stats struct {
 	CommitErrors   atomic.Int64 // failed offset commits
 	FetchErrors    atomic.Int64
 	StateErrors    atomic.Int64 // failed state reads and writes (retried)
-	StateConflicts atomic.Int64 // state moved by another member: partition given up
+	StateConflicts atomic.Int64 // state moved by another member: a run of the partition given up
+	Restarts       atomic.Int64 // partitions started again from their state after a conflict
 	Replays        atomic.Int64 // pending ranges re-run after a restart
 	DeadLetters    atomic.Int64 // rejected records sent to the dead-letter topic (each send)
 	Notifications  atomic.Int64 // file notifications sent
@@ -28,7 +29,7 @@ type StatsSnapshot struct {
 	RecordsIn, EventsKept, EventsRejected, EventsDropped int64
 	RecordsFlushed, Flushes, FilesWritten, RowsWritten   int64
 	BytesWritten, FlushErrors, CommitErrors, FetchErrors int64
-	StateErrors, StateConflicts, Replays                 int64
+	StateErrors, StateConflicts, Restarts, Replays       int64
 	DeadLetters, Notifications                           int64
 }
 
@@ -49,6 +50,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		FetchErrors:    s.FetchErrors.Load(),
 		StateErrors:    s.StateErrors.Load(),
 		StateConflicts: s.StateConflicts.Load(),
+		Restarts:       s.Restarts.Load(),
 		Replays:        s.Replays.Load(),
 		DeadLetters:    s.DeadLetters.Load(),
 		Notifications:  s.Notifications.Load(),

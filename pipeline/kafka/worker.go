@@ -428,10 +428,7 @@ func (w *worker) flush() bool {
 	switch {
 	case err == nil:
 	case errors.Is(err, delivery.ErrFenced):
-		w.r.stats.StateConflicts.Add(1)
-		w.r.log.Error("partition state moved by another member; giving the partition up without writing or committing",
-			"topic", w.topic, "partition", w.partition, "err", err)
-		w.cancel()
+		w.fenced(err)
 		return false
 	case errors.Is(err, delivery.ErrBroken):
 		w.r.fail(fmt.Errorf("partition %s/%d: flush [%d, %d]: %w", w.topic, w.partition, w.first, w.last, err))
@@ -469,4 +466,18 @@ func (w *worker) flush() bool {
 	w.records = 0
 	w.account()
 	return true
+}
+
+// fenced gives this run of the partition up (without writing or
+// committing) after another member moved its state: a zombie, a member
+// whose session expired and that has not noticed yet, wrote it since this
+// worker read it. Whichever of the two this member is, its buffered
+// records are not to be written; the runner starts the partition again
+// from the state if this member still holds it (restartFenced).
+func (w *worker) fenced(err error) {
+	w.r.stats.StateConflicts.Add(1)
+	w.r.log.Error("partition state moved by another member; this run of the partition ends without writing or committing",
+		"topic", w.topic, "partition", w.partition, "err", err)
+	w.cancel()
+	w.r.fence(w)
 }
