@@ -478,11 +478,11 @@ func (r *Runner) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 			if w == nil {
 				continue
 			}
-			start, err := r.loadStart(ctx, topic, p)
+			start, found, err := r.loadStart(ctx, topic, p)
 			if err != nil {
 				return nil, err
 			}
-			if start.start >= 0 {
+			if found {
 				parts[p] = kgo.NewOffset().At(start.start).WithEpoch(-1)
 			}
 			select {
@@ -496,9 +496,9 @@ func (r *Runner) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 
 // loadStart reads a partition's state (retried while the store cannot be
 // read, until ctx ends) and returns where its worker starts: the state's
-// next offset, or the first of a pending range to re-run exactly; start
-// -1 without a state.
-func (r *Runner) loadStart(ctx context.Context, topic string, p int32) (workerStart, error) {
+// next offset, or the first of a pending range to re-run exactly; found
+// false (start -1) without a state.
+func (r *Runner) loadStart(ctx context.Context, topic string, p int32) (workerStart, bool, error) {
 	var (
 		ck    *delivery.Checkpoint
 		found bool
@@ -519,7 +519,7 @@ func (r *Runner) loadStart(ctx context.Context, topic string, p int32) (workerSt
 			return err
 		})
 	if err != nil {
-		return workerStart{}, fmt.Errorf("partition state %s/%d: %w", topic, p, err)
+		return workerStart{}, false, fmt.Errorf("partition state %s/%d: %w", topic, p, err)
 	}
 	r.storeDown.OK(r.opts.StoreName)
 	start := workerStart{ck: ck, start: -1}
@@ -533,7 +533,7 @@ func (r *Runner) loadStart(ctx context.Context, topic string, p int32) (workerSt
 			r.log.Info("re-running pending range", "topic", topic, "partition", p, "first", rng.First, "last", rng.Last)
 		}
 	}
-	return start, nil
+	return start, found, nil
 }
 
 // fence queues a fenced worker for restartFenced and ends the poll
@@ -573,7 +573,7 @@ func (r *Runner) restartFenced(ctx context.Context, cl *kgo.Client) {
 		if !held || r.opts.State == nil {
 			continue
 		}
-		start, err := r.loadStart(ctx, w.topic, w.partition)
+		start, found, err := r.loadStart(ctx, w.topic, w.partition)
 		if err != nil {
 			if ctx.Err() == nil {
 				r.fail(err)
@@ -585,7 +585,7 @@ func (r *Runner) restartFenced(ctx context.Context, cl *kgo.Client) {
 			return
 		}
 		r.worker(w.topic, w.partition).init <- start
-		if start.start >= 0 {
+		if found {
 			cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{w.topic: {w.partition: {Epoch: -1, Offset: start.start}}})
 		}
 		r.stats.Restarts.Add(1)
