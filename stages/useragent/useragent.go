@@ -31,7 +31,8 @@ const (
 // uap is uap-core's parser: its regexes (github.com/ua-parser/uap-go
 // compiles them and expands their replacements) run in uap-core's order,
 // each behind a literal prefilter (prefilter.go) that skips the ones that
-// cannot match: the parse is uap-go's, about 50 times sooner. The browser
+// cannot match: the parse is uap-go's, over ten times sooner (a browser's
+// agent 0.8 ms -> 60 us, BenchmarkUserAgent/miss-tracker). The browser
 // and OS families of the columns are uap-core's vocabulary, and its device
 // rule family Spider is a maintained list of crawlers. A string is a
 // Spider when the first device rule that matches it is a Spider rule;
