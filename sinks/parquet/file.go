@@ -613,7 +613,7 @@ func (w *fileWriter) size() int64 {
 // close writes the open row group, the page index and the footer.
 func (w *fileWriter) close() error {
 	began := w.gather()
-	defer func() { w.ungather(began) }() // after an error; began is false after the last write
+	defer w.ungather(began) // after an error (a no-op once the footer's ungather ran)
 	if err := w.endRowGroup(); err != nil {
 		return err
 	}
@@ -653,6 +653,5 @@ func (w *fileWriter) close() error {
 	w.put(binary.LittleEndian.AppendUint32(nil, uint32(n)))
 	w.put(magic)
 	w.ungather(began)
-	began = false
 	return w.err
 }
