@@ -107,6 +107,7 @@ func (m *metrics) watch(r *kafka.Runner, stages *stageSet, memoryLimit int64) {
 		m.counters([]statCounter{
 			{"sluice_geo_lookups_total", "Events with a valid IP looked up.", &st.Lookups},
 			{"sluice_geo_misses_total", "Valid IPs without a database record.", &st.Misses},
+			{"sluice_geo_block_cache_hits_total", "Geo lookups answered by the anonymization-block cache (no search-tree walk).", &st.BlockHits},
 			{"sluice_geo_invalid_ip_total", "Events whose ip is not an address.", &st.InvalidIPs},
 			{"sluice_geo_reloads_total", "GeoIP database hot reloads.", &st.Reloads},
 			{"sluice_geo_reload_errors_total", "Rejected GeoIP replacements (old database kept).", &st.ReloadErrors},

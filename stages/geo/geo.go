@@ -21,7 +21,6 @@ import (
 	geoip2 "github.com/oschwald/geoip2-golang/v2"
 	"github.com/oschwald/maxminddb-golang/v2"
 
-	"github.com/sluicedata/sluice/internal/cache"
 	"github.com/sluicedata/sluice/pipeline"
 )
 
@@ -32,6 +31,7 @@ const StageName = "geo"
 type Stats struct {
 	Lookups       atomic.Int64 // events with a valid IP looked up
 	Misses        atomic.Int64 // valid IPs the database has no record for
+	BlockHits     atomic.Int64 // lookups answered by the block cache, no tree walk
 	InvalidIPs    atomic.Int64 // events whose ip was not an address
 	Reloads       atomic.Int64 // successful hot reloads
 	ReloadErrors  atomic.Int64 // replacements rejected (old database kept)
@@ -53,21 +53,75 @@ type loaded struct {
 	// it: most events then cost one cache lookup instead of a walk down
 	// the search tree. Shared by every partition (memory independent of
 	// their number).
-	blocks *cache.TwoGen[netip.Prefix, block]
+	blocks *blockCache
 }
 
 // block is what an anonymization block gives its addresses.
 type block struct {
 	anon string
 	// whole: the block lies within one network of the database, so geo
-	// (nil: no record) holds for every address in it. Otherwise each
-	// address is looked up.
+	// (nil: no record) holds for every address in it.
 	whole bool
 	geo   *pipeline.Geo
+	// split: the block straddles networks: these, every network of the
+	// database within it (with or without a record), cover it; an
+	// address takes the geo of the one that holds it. Empty when there
+	// are more than maxSplit: each address is then looked up.
+	split []subnet
 }
 
-// maxBlocks is the block cache size per generation.
-const maxBlocks = 1 << 16
+type subnet struct {
+	net netip.Prefix
+	geo *pipeline.Geo
+}
+
+// maxSplit bounds the networks a block keeps: a /24 of an IPv4 database
+// usually straddles a handful, and a scan of a few prefixes is cheaper
+// than a walk down the search tree.
+const maxSplit = 16
+
+// find returns the geo of ip from the block's split, and whether one of
+// its networks holds ip.
+func (b *block) find(ip netip.Addr) (*pipeline.Geo, bool) {
+	for i := range b.split {
+		if b.split[i].net.Contains(ip) {
+			return b.split[i].geo, true
+		}
+	}
+	return nil, false
+}
+
+// splitOf lists the networks within blk, nil when they are more than
+// maxSplit or one is not of blk's family (an IPv4 block of an IPv6
+// database whose networks come back in IPv6 form is looked up address
+// by address, as before).
+func (l *loaded) splitOf(blk netip.Prefix) ([]subnet, error) {
+	var out []subnet
+	for res := range l.r.NetworksWithin(blk, maxminddb.IncludeNetworksWithoutData()) {
+		if err := res.Err(); err != nil {
+			return nil, err
+		}
+		n := res.Prefix()
+		if len(out) == maxSplit || n.Addr().Is4() != blk.Addr().Is4() {
+			return nil, nil
+		}
+		var g *pipeline.Geo
+		if res.Found() {
+			var err error
+			if g, err = l.record(res); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, subnet{n, g})
+	}
+	return out, nil
+}
+
+// blockSetBits: the block cache holds 2 × 2^16 blocks, the most the two
+// generations of 2^16 it replaced held: 1 MiB of slots and, when full,
+// about 100 bytes an entry with its text (13 MiB), plus the networks of
+// blocks that keep them.
+const blockSetBits = 16
 
 const maxCachedRecords = 1 << 17
 
@@ -123,7 +177,7 @@ func open(path string) (*loaded, error) {
 			}
 		}
 	}
-	return &loaded{r: r, stamp: st, cache: make(map[uintptr]*pipeline.Geo), blocks: cache.New[netip.Prefix, block](maxBlocks)}, nil
+	return &loaded{r: r, stamp: st, cache: make(map[uintptr]*pipeline.Geo), blocks: newBlockCache(blockSetBits)}, nil
 }
 
 func privateCopy(path string) (string, error) {
@@ -331,7 +385,7 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 	s.db.mu.RLock()
 	defer s.db.mu.RUnlock()
 	l := s.db.cur
-	var lookups, misses, invalid int64
+	var lookups, misses, invalid, hits int64
 	for i := range b.Events {
 		e := &b.Events[i]
 		if e.State != pipeline.Keep {
@@ -353,22 +407,37 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 		if err != nil {
 			return fmt.Errorf("geo anonymize %d bits: %w", keep, err)
 		}
-		bl, cached := l.blocks.Get(blk)
-		g := bl.geo
-		if !cached || !bl.whole {
+		key := keyOf(blk)
+		bl := l.blocks.get(key)
+		var g *pipeline.Geo
+		found := false
+		if bl != nil {
+			if bl.whole {
+				g, found = bl.geo, true
+			} else {
+				g, found = bl.find(ip)
+			}
+		}
+		if found {
+			hits++
+		} else {
 			res := l.r.Lookup(ip)
 			if err := res.Err(); err != nil {
 				return fmt.Errorf("geo lookup: %w", err)
 			}
-			g = nil
 			if res.Found() {
 				if g, err = l.record(res); err != nil {
 					return fmt.Errorf("geo decode: %w", err)
 				}
 			}
-			if !cached {
-				bl = block{anon: blk.Addr().String(), whole: within(blk, res.Prefix()), geo: g}
-				l.blocks.Put(blk, bl)
+			if bl == nil {
+				bl = &blockEntry{key: key, block: block{anon: blk.Addr().String(), whole: within(blk, res.Prefix()), geo: g}}
+				if !bl.whole {
+					if bl.split, err = l.splitOf(blk); err != nil {
+						return fmt.Errorf("geo networks of %s: %w", blk, err)
+					}
+				}
+				l.blocks.put(bl)
 			}
 		}
 		if g != nil {
@@ -380,6 +449,7 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 	}
 	s.db.stats.Lookups.Add(lookups)
 	s.db.stats.Misses.Add(misses)
+	s.db.stats.BlockHits.Add(hits)
 	s.db.stats.InvalidIPs.Add(invalid)
 	return nil
 }
