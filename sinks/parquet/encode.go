@@ -5,10 +5,11 @@ import (
 	"math"
 	"math/bits"
 	"strings"
-	"sync"
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/sluicedata/sluice/internal/hugemem"
 )
 
 // This file encodes column values into Parquet pages: PLAIN values, the
@@ -405,28 +406,31 @@ func (d *dictionary) pageStats(idx []uint16, s *stats) {
 	}
 }
 
-// A row group's encoded pages are held in pooled blocks, so that a writer
-// between row groups holds none and a growing column chunk is never
-// copied. A chunk's blocks double from minBlock to maxBlock: a column of
-// few bytes (all NULL, a dictionary's indexes) takes a small block.
+// A row group's encoded pages are held in blocks lent by hugemem, so that
+// a writer between row groups holds none, a growing column chunk is never
+// copied, and the memory of the open row groups (up to memory_limit) is
+// backed by huge pages where the kernel allows: in the Go heap its first
+// touch was a page fault per 4 KiB, over a tenth of the CPU of a run at
+// 64 partitions. A chunk's blocks double from minBlock to maxBlock: a
+// column of few bytes (all NULL, a dictionary's indexes) takes a small
+// block.
 const (
 	minBlockShift = 12 // 4 KiB
 	maxBlockShift = 16 // 64 KiB
 )
 
-var blockPools [maxBlockShift - minBlockShift + 1]sync.Pool
-
-func getBlock(shift int) []byte {
-	if b, ok := blockPools[shift-minBlockShift].Get().(*[]byte); ok {
-		return *b
+var blockClasses = func() (c [maxBlockShift - minBlockShift + 1]*hugemem.Class) {
+	for i := range c {
+		c[i] = hugemem.NewClass(1 << (minBlockShift + i))
 	}
-	return make([]byte, 1<<shift)
-}
+	return c
+}()
+
+func getBlock(shift int) []byte { return blockClasses[shift-minBlockShift].Get() }
 
 func putBlock(b []byte) {
 	shift := bits.Len(uint(cap(b))) - 1
-	b = b[:cap(b)]
-	blockPools[shift-minBlockShift].Put(&b)
+	blockClasses[shift-minBlockShift].Put(b[:cap(b)])
 }
 
 // blockBuf is bytes appended into pooled blocks.

@@ -43,6 +43,10 @@ type rowWriter interface {
 	// and gives the writer back to its pool. A file that fails the check
 	// wraps errInvalidFile.
 	finish(written func() *io.SectionReader, rows int64) error
+	// discard gives back the open row group's memory (lent by hugemem,
+	// which the collector does not reclaim); the file is dropped and the
+	// writer is not used again.
+	discard()
 }
 
 // open returns a writer (pooled, or new) of a file of o into out.
@@ -90,6 +94,12 @@ func (w *fileWriter) finish(written func() *io.SectionReader, rows int64) error 
 	w.out = nil
 	w.o.writers.Put(w)
 	return nil
+}
+
+func (w *fileWriter) discard() {
+	for i := range w.cols {
+		w.cols[i].chunk.release()
+	}
 }
 
 // staged is an event kept before its file has a writer: a copy of what

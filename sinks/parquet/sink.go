@@ -535,6 +535,9 @@ func (p *Partition) release() {
 // Discard implements pipeline.PartitionSink.
 func (p *Partition) Discard() {
 	for _, f := range p.files {
+		if f.w != nil {
+			f.w.discard()
+		}
 		if f.out != nil {
 			f.out.Release()
 		}

@@ -722,3 +722,54 @@ func onSpool(t *testing.T, dir string, spool func() spoolFile) pipeline.Partitio
 	}
 	return p
 }
+
+// lentBlocks is the number of row-group blocks hugemem has lent.
+func lentBlocks() int {
+	n := 0
+	for _, c := range blockClasses {
+		n += c.Stats().Lent
+	}
+	return n
+}
+
+// TestBlocksGivenBack: the blocks of open row groups go back to hugemem
+// (which the collector does not reclaim) when a row group is written,
+// when the files are flushed, and when the partition is discarded (lost)
+// with row groups open.
+func TestBlocksGivenBack(t *testing.T) {
+	base := lentBlocks()
+	store, _ := objstore.NewDir(t.TempDir())
+	s, _ := New(store, Options{SpoolDir: t.TempDir(), RowGroupBytes: 1 << 30})
+	defer s.Close()
+	p, _ := s.OpenPartition("events", 3)
+	var off int64
+	write := func(n int) {
+		if err := p.Write(eventsBatch(off, n)); err != nil {
+			t.Fatal(err)
+		}
+		off += int64(n)
+	}
+	write(30000)
+	if lentBlocks() == base {
+		t.Fatal("an open row group holds no blocks")
+	}
+	if _, err := p.Flush(context.Background(), 0, off-1); err != nil {
+		t.Fatal(err)
+	}
+	if n := lentBlocks(); n != base {
+		t.Fatalf("%d blocks still lent after the flush", n-base)
+	}
+	first := off
+	write(30000)
+	p.Discard()
+	if n := lentBlocks(); n != base {
+		t.Fatalf("%d blocks still lent after Discard", n-base)
+	}
+	write(500) // the partition goes on after a discard
+	if _, err := p.Flush(context.Background(), first, off-1); err != nil {
+		t.Fatal(err)
+	}
+	if n := lentBlocks(); n != base {
+		t.Fatalf("%d blocks still lent after the last flush", n-base)
+	}
+}

@@ -1,0 +1,189 @@
+package hugemem
+
+import (
+	"bytes"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"unsafe"
+)
+
+func addr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b[:1]))) }
+
+// TestLendAndReuse: blocks are the class's size, lie in aligned regions,
+// never overlap while lent (each keeps the bytes written into it), fill a
+// region before the next is mapped, and come back for reuse.
+func TestLendAndReuse(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("regions are mapped on Linux only")
+	}
+	c := NewClass(64 << 10)
+	per := RegionSize / c.Size()
+	var lent [][]byte
+	for i := range 3*per + 1 {
+		b := c.Get()
+		if len(b) != c.Size() || cap(b) != c.Size() {
+			t.Fatalf("block of len %d cap %d, want %d", len(b), cap(b), c.Size())
+		}
+		for j := range b {
+			b[j] = byte(i)
+		}
+		lent = append(lent, b)
+	}
+	if s := c.Stats(); s.Regions != 4 || s.Lent != 3*per+1 {
+		t.Fatalf("stats %+v, want 4 regions and %d lent", s, 3*per+1)
+	}
+	bases := map[uintptr]int{}
+	for i, b := range lent {
+		if !bytes.Equal(b, bytes.Repeat([]byte{byte(i)}, len(b))) {
+			t.Fatalf("block %d was overwritten: its blocks overlap", i)
+		}
+		bases[addr(b)&^(RegionSize-1)]++
+	}
+	for base, n := range bases {
+		if base%RegionSize != 0 || n > per {
+			t.Fatalf("region %#x holds %d blocks (at most %d)", base, n, per)
+		}
+	}
+	// A block put back is the next one lent.
+	c.Put(lent[5])
+	if b := c.Get(); addr(b) != addr(lent[5]) {
+		t.Fatal("a free block of a partial region was not lent first")
+	}
+	for _, b := range lent {
+		c.Put(b)
+	}
+	if s := c.Stats(); s.Lent != 0 || s.Regions != 4 {
+		t.Fatalf("after every Put: %+v", s)
+	}
+}
+
+// TestIdleRegionsReleased: regions emptied beyond MaxIdleRegions go back
+// to the kernel (their bytes read zero after) and are lent again.
+func TestIdleRegionsReleased(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("regions are mapped on Linux only")
+	}
+	c := NewClass(RegionSize) // one block a region
+	n := MaxIdleRegions + 4
+	var lent [][]byte
+	for range n {
+		b := c.Get()
+		b[0], b[len(b)-1] = 1, 1
+		lent = append(lent, b)
+	}
+	for _, b := range lent {
+		c.Put(b)
+	}
+	s := c.Stats()
+	if s.Released < n-MaxIdleRegions || s.Lent != 0 {
+		t.Fatalf("stats %+v: at least %d of %d empty regions should be given back", s, n-MaxIdleRegions, n)
+	}
+	zeroed := 0
+	for range n {
+		b := c.Get()
+		if b[0] == 0 && b[len(b)-1] == 0 {
+			zeroed++
+		}
+		defer c.Put(b)
+	}
+	if zeroed != s.Released {
+		t.Errorf("%d blocks read zero, %d regions were given back", zeroed, s.Released)
+	}
+	if s := c.Stats(); s.Regions != n || s.Released != 0 {
+		t.Errorf("regions lent again: %+v, want %d regions, none released", s, n)
+	}
+}
+
+// TestPutWrongSize: a block of another class is a programming error.
+func TestPutWrongSize(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("Put of a 4 KiB block into the 8 KiB class did not panic")
+		}
+	}()
+	NewClass(8192).Put(make([]byte, 4096))
+}
+
+// TestConcurrent (-race): goroutines lend and put back blocks of one
+// class at once; no block is lent twice at a time.
+func TestConcurrent(t *testing.T) {
+	c := NewClass(16 << 10)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	out := map[uintptr]bool{}
+	for range 4 {
+		wg.Go(func() {
+			var mine [][]byte
+			for i := range 3000 {
+				if i%3 == 2 && len(mine) > 0 {
+					b := mine[len(mine)-1]
+					mine = mine[:len(mine)-1]
+					mu.Lock()
+					delete(out, addr(b))
+					mu.Unlock()
+					c.Put(b)
+					continue
+				}
+				b := c.Get()
+				mu.Lock()
+				if out[addr(b)] {
+					t.Error("a block lent twice")
+				}
+				out[addr(b)] = true
+				mu.Unlock()
+				mine = append(mine, b)
+			}
+			for _, b := range mine {
+				mu.Lock()
+				delete(out, addr(b))
+				mu.Unlock()
+				c.Put(b)
+			}
+		})
+	}
+	wg.Wait()
+	if s := c.Stats(); s.Lent != 0 {
+		t.Errorf("%d blocks still lent", s.Lent)
+	}
+}
+
+// BenchmarkFirstTouch: writing into memory never touched before, 32 MiB
+// an op in 64 KiB blocks, from the Go heap (4 KiB pages) and from regions.
+// Every block is kept to the end, so that each op meets new memory as a
+// growing row group does (the heap would otherwise reuse the last op's).
+// Run it with -benchtime 10x: one op is 32 MiB.
+func BenchmarkFirstTouch(b *testing.B) {
+	const total, size = 32 << 20, 64 << 10
+	for _, name := range []string{"heap", "hugemem"} {
+		b.Run(name, func(b *testing.B) {
+			c := NewClass(size)
+			get := c.Get
+			if name == "heap" {
+				get = func() []byte { return make([]byte, size) }
+			}
+			var keep [][]byte
+			var ru0, ru1 syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+			for range b.N {
+				for range total / size {
+					blk := get()
+					for i := 0; i < len(blk); i += 4096 {
+						blk[i] = 1
+					}
+					keep = append(keep, blk)
+				}
+			}
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+			b.ReportMetric(float64(ru1.Minflt-ru0.Minflt)/float64(b.N)/32, "faults/MiB")
+			b.ReportMetric(float64(ru1.Stime.Nano()+ru1.Utime.Nano()-ru0.Stime.Nano()-ru0.Utime.Nano())/float64(b.N)/32, "cpu-ns/MiB")
+			b.StopTimer()
+			if name == "hugemem" {
+				for _, blk := range keep {
+					c.Put(blk)
+				}
+			}
+		})
+	}
+}
