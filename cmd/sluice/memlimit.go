@@ -41,7 +41,8 @@ type memoryPlan struct {
 }
 
 // planMemory: in a container of memory C, the Go runtime gets a soft limit
-// of 0.8 C (the rest is the binary, the mapped GeoIP database, stacks and
+// of 0.8 C (the rest is the binary, the mapped GeoIP database, stacks,
+// the open row groups' blocks, which hugemem keeps outside the heap, and
 // what the kernel counts besides the heap) and sink.memory_limit is capped
 // at C/16 (the stages, Kafka buffers and the garbage collector's headroom
 // need the rest: under the soft limit the collector runs each time the
