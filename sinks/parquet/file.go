@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"sync"
+	"unsafe"
 
 	pq "github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 
+	"github.com/sluicedata/sluice/internal/hugemem"
 	"github.com/sluicedata/sluice/pipeline"
 )
 
@@ -143,6 +146,8 @@ type fileWriter struct {
 	levels, body, comp []byte
 	wbuf               *[]byte  // gathered bytes (gather), else nil
 	bnd                [16]byte // numeric bounds, encoded
+	pre                []byte   // the columns' open-page buffers (presize)
+	preClass           *hugemem.Class
 	meta               bytes.Buffer
 	enc                *thrift.Encoder
 }
@@ -187,7 +192,20 @@ func (w *fileWriter) presize() {
 		d, v, x := sizes(w.cols[i].spec)
 		nd, nb, ni = nd+d, nb+v, ni+x
 	}
-	defs, bytes, idx := make([]uint64, nd), make([]byte, nb), make([]uint16, ni)
+	// One block of hugemem for the three (8-byte aligned: the uint64s
+	// first, then the uint16s, then the bytes): a writer's ~1 MiB of
+	// buffers is touched as its first pages fill, a page fault per 4 KiB
+	// in the Go heap. Given back by free.
+	total := 8*nd + 2*ni + nb
+	if c := presizeClass(total); c != nil {
+		w.pre, w.preClass = c.Get(), c
+	} else {
+		w.pre = make([]byte, total)
+	}
+	defs := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(w.pre))), nd)
+	clear(defs) // a reused block holds a past writer's bits
+	idx := unsafe.Slice((*uint16)(unsafe.Pointer(&w.pre[8*nd])), ni)
+	bytes := w.pre[8*nd+2*ni : total : total]
 	for i := range w.cols {
 		c := &w.cols[i]
 		d, v, x := sizes(c.spec)
@@ -195,6 +213,36 @@ func (w *fileWriter) presize() {
 		c.vals, bytes = bytes[:0:v], bytes[v:]
 		c.idx, idx = idx[:0:x], idx[x:]
 	}
+}
+
+// presizeClasses are the hugemem classes of writers' buffers, by size.
+var presizeClasses sync.Map // int → *hugemem.Class
+
+// presizeClass is the class of n bytes of buffers (nil: more than a region).
+func presizeClass(n int) *hugemem.Class {
+	size := max(4096, 1<<bits.Len(uint(n-1)))
+	if size > hugemem.RegionSize {
+		return nil
+	}
+	if c, ok := presizeClasses.Load(size); ok {
+		return c.(*hugemem.Class)
+	}
+	c, _ := presizeClasses.LoadOrStore(size, hugemem.NewClass(size))
+	return c.(*hugemem.Class)
+}
+
+// free gives back what the writer holds of hugemem (its open row group's
+// blocks and its buffers); the writer is not used again.
+func (w *fileWriter) free() {
+	for i := range w.cols {
+		c := &w.cols[i]
+		c.chunk.release()
+		c.defs, c.vals, c.idx = nil, nil, nil
+	}
+	if w.preClass != nil {
+		w.preClass.Put(w.pre)
+	}
+	w.pre, w.preClass = nil, nil
 }
 
 // reset readies a finished writer for the file out.

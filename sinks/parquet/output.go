@@ -22,8 +22,15 @@ type output struct {
 	add       func(w *fileWriter, evs []*pipeline.Event) // writes their rows, in order
 	codec     compress.Codec
 	createdBy string
-	writers   sync.Pool // *fileWriter, finished: ready for reset
+	mu        sync.Mutex
+	writers   []*fileWriter // finished: ready for reset; at most maxIdleWriters
 }
+
+// maxIdleWriters bounds the finished writers an output keeps for reuse;
+// one finishing beyond them gives its memory back (free). Their buffers
+// come from hugemem, which the collector does not reclaim: a sync.Pool
+// would drop them unfreed.
+const maxIdleWriters = 64
 
 func newOutput(row any, columns []Column, add func(*fileWriter, []*pipeline.Event), codec compress.Codec, createdBy string) *output {
 	return &output{columns: columns, layout: layoutOf(pq.SchemaOf(row)), add: add, codec: codec, createdBy: createdBy}
@@ -43,15 +50,20 @@ type rowWriter interface {
 	// and gives the writer back to its pool. A file that fails the check
 	// wraps errInvalidFile.
 	finish(written func() *io.SectionReader, rows int64) error
-	// discard gives back the open row group's memory (lent by hugemem,
-	// which the collector does not reclaim); the file is dropped and the
-	// writer is not used again.
+	// discard gives back the writer's memory (its buffers and open row
+	// group, lent by hugemem, which the collector does not reclaim); the
+	// file is dropped and the writer is not used again.
 	discard()
 }
 
 // open returns a writer (pooled, or new) of a file of o into out.
 func (o *output) open(out io.Writer) rowWriter {
-	w, _ := o.writers.Get().(*fileWriter)
+	var w *fileWriter
+	o.mu.Lock()
+	if n := len(o.writers); n > 0 {
+		w, o.writers = o.writers[n-1], o.writers[:n-1]
+	}
+	o.mu.Unlock()
 	if w == nil {
 		w = newFileWriter(o)
 	}
@@ -92,15 +104,20 @@ func (w *fileWriter) finish(written func() *io.SectionReader, rows int64) error 
 		return err
 	}
 	w.out = nil
-	w.o.writers.Put(w)
+	o := w.o
+	o.mu.Lock()
+	keep := len(o.writers) < maxIdleWriters
+	if keep {
+		o.writers = append(o.writers, w)
+	}
+	o.mu.Unlock()
+	if !keep {
+		w.free()
+	}
 	return nil
 }
 
-func (w *fileWriter) discard() {
-	for i := range w.cols {
-		w.cols[i].chunk.release()
-	}
-}
+func (w *fileWriter) discard() { w.free() }
 
 // staged is an event kept before its file has a writer: a copy of what
 // its row needs (values only, its text in one allocation of its own, so

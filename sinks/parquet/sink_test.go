@@ -18,6 +18,7 @@ import (
 	pq "github.com/parquet-go/parquet-go"
 
 	"github.com/sluicedata/sluice/internal/arrowread"
+	"github.com/sluicedata/sluice/internal/hugemem"
 	"github.com/sluicedata/sluice/pipeline"
 	"github.com/sluicedata/sluice/sinks/objstore"
 )
@@ -732,10 +733,20 @@ func lentBlocks() int {
 	return n
 }
 
+// lentBuffers is the number of writers' buffers hugemem has lent.
+func lentBuffers() int {
+	n := 0
+	presizeClasses.Range(func(_, c any) bool {
+		n += c.(*hugemem.Class).Stats().Lent
+		return true
+	})
+	return n
+}
+
 // TestBlocksGivenBack: the blocks of open row groups go back to hugemem
 // (which the collector does not reclaim) when a row group is written,
 // when the files are flushed, and when the partition is discarded (lost)
-// with row groups open.
+// with row groups open; a discarded writer's buffers go back too.
 func TestBlocksGivenBack(t *testing.T) {
 	base := lentBlocks()
 	store, _ := objstore.NewDir(t.TempDir())
@@ -761,9 +772,13 @@ func TestBlocksGivenBack(t *testing.T) {
 	}
 	first := off
 	write(30000)
+	buffers := lentBuffers()
 	p.Discard()
 	if n := lentBlocks(); n != base {
 		t.Fatalf("%d blocks still lent after Discard", n-base)
+	}
+	if n := lentBuffers(); n != buffers-1 {
+		t.Fatalf("writers' buffers lent: %d before Discard, %d after (the discarded writer's should be back)", buffers, n)
 	}
 	write(500) // the partition goes on after a discard
 	if _, err := p.Flush(context.Background(), first, off-1); err != nil {
