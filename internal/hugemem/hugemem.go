@@ -15,17 +15,21 @@
 // first use only (a reused block holds what its last user wrote); each
 // block goes back with Put exactly once, and nothing may use it after.
 // The garbage collector neither scans nor counts these blocks: they hold
-// bytes only, and GOMEMLIMIT does not see them (sluice's memory plan
-// leaves a fifth of a container's memory outside the Go heap, more than
-// sink.memory_limit's sixteenth). Memory: what is lent, plus at most
-// MaxIdleRegions empty regions kept for reuse; a region emptied beyond
-// that is given back to the kernel (MADV_DONTNEED; its addresses stay
-// mapped, so a block used after Put reads zeros instead of crashing).
-// Safe for concurrent use.
+// bytes only. The Go memory limit (GOMEMLIMIT, or the one sluice derives)
+// counts them instead: each region backed lowers the runtime's limit by
+// its size and each region given back raises it again (down to half the
+// limit at most), so that the heap and the regions together stay within
+// it, as the heap alone did when the blocks were in it. Memory: what is
+// lent, plus at most MaxIdleRegions empty regions kept for reuse; a
+// region emptied beyond that is given back to the kernel (MADV_DONTNEED;
+// its addresses stay mapped, so a block used after Put reads zeros
+// instead of crashing). Safe for concurrent use.
 package hugemem
 
 import (
 	"fmt"
+	"math"
+	"runtime/debug"
 	"sync"
 	"unsafe"
 )
@@ -36,7 +40,7 @@ const RegionSize = 2 << 20
 // MaxIdleRegions empty regions of all classes are kept mapped and backed
 // for reuse: an open row group ends, its blocks come back, and the next
 // one takes them again without a fault.
-const MaxIdleRegions = 8
+const MaxIdleRegions = 4
 
 // Class lends blocks of one size (a power of two from 4 KiB to 2 MiB).
 type Class struct {
@@ -88,6 +92,7 @@ func (c *Class) Get() []byte {
 		c.remove(r)
 		if r.idle {
 			r.idle = false
+			backed(RegionSize)
 		} else {
 			addIdle(-1)
 		}
@@ -98,6 +103,7 @@ func (c *Class) Get() []byte {
 			// No address space or mapping refused: the Go heap lends it.
 			return make([]byte, c.size)
 		}
+		backed(RegionSize)
 		r = &region{base: uintptr(unsafe.Pointer(unsafe.SliceData(mem))), mem: mem}
 		n := RegionSize / c.size
 		r.free = make([]int32, n)
@@ -145,6 +151,7 @@ func (c *Class) Put(b []byte) {
 		addIdle(-1)
 		release(r.mem)
 		r.idle = true
+		backed(-RegionSize)
 	}
 }
 
@@ -179,6 +186,42 @@ func addIdle(d int) int {
 	defer idleMu.Unlock()
 	idle += d
 	return idle
+}
+
+// limit is the Go memory limit less the regions' bytes: base is the
+// limit as set by its owner (math.MaxInt64: none), off the bytes taken
+// off it, last what backed set.
+var limit struct {
+	sync.Mutex
+	base, off, last int64
+	set             bool
+}
+
+// backed records d bytes of regions backed (negative: given back) and
+// sets the runtime's memory limit to the base limit less all of them,
+// never below half of it. A limit found changed since backed last set it
+// (sluice sets its own at start; a test may) is the new base.
+func backed(d int64) {
+	limit.Lock()
+	defer limit.Unlock()
+	limit.off += d
+	if cur := debug.SetMemoryLimit(-1); !limit.set || cur != limit.last {
+		limit.base, limit.set = cur, true
+	}
+	if limit.base == math.MaxInt64 {
+		limit.last = limit.base
+		return
+	}
+	limit.last = max(limit.base-limit.off, limit.base/2)
+	debug.SetMemoryLimit(limit.last)
+}
+
+// Backed is the bytes of regions backed (lent or idle), which the Go
+// memory limit is lowered by.
+func Backed() int64 {
+	limit.Lock()
+	defer limit.Unlock()
+	return limit.off
 }
 
 // Stats are a class's regions and blocks.

@@ -2,7 +2,9 @@ package hugemem
 
 import (
 	"bytes"
+	"math"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"testing"
@@ -185,5 +187,41 @@ func BenchmarkFirstTouch(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestMemoryLimitCounted: with a Go memory limit set, regions backed take
+// their bytes off it and regions given back return them; without one the
+// limit stays off.
+func TestMemoryLimitCounted(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("regions are mapped on Linux only")
+	}
+	const base = 1 << 30
+	prev := debug.SetMemoryLimit(base)
+	defer debug.SetMemoryLimit(prev)
+	c := NewClass(RegionSize)
+	var lent [][]byte
+	for range MaxIdleRegions + 3 {
+		lent = append(lent, c.Get())
+		if got, want := debug.SetMemoryLimit(-1), int64(base)-Backed(); got != want {
+			t.Fatalf("limit %d with %d bytes backed, want %d", got, Backed(), want)
+		}
+	}
+	high := Backed()
+	for _, b := range lent {
+		c.Put(b)
+	}
+	if Backed() >= high {
+		t.Fatalf("backed %d after giving regions back, %d before", Backed(), high)
+	}
+	if got, want := debug.SetMemoryLimit(-1), int64(base)-Backed(); got != want {
+		t.Fatalf("limit %d after regions were given back, want %d", got, want)
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
+	b := c.Get()
+	defer c.Put(b)
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("no limit set, but the runtime's is %d now", got)
 	}
 }
