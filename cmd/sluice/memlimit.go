@@ -41,9 +41,10 @@ type memoryPlan struct {
 }
 
 // planMemory: in a container of memory C, the Go runtime gets a soft limit
-// of 0.8 C (the rest is the binary, the mapped GeoIP database, stacks,
-// the open row groups' blocks, which hugemem keeps outside the heap, and
-// what the kernel counts besides the heap) and sink.memory_limit is capped
+// of 0.8 C (the rest is the binary, the mapped GeoIP database, stacks and
+// what the kernel counts besides the heap; hugemem's regions, the open
+// row groups and writers' buffers outside the heap, lower the runtime's
+// limit by their size as they are backed) and sink.memory_limit is capped
 // at C/16 (the stages, Kafka buffers and the garbage collector's headroom
 // need the rest: under the soft limit the collector runs each time the
 // headroom is allocated, and at C/4 a 256 MiB container spent a quarter
