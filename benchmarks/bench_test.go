@@ -126,16 +126,23 @@ func trackerGeoDB(b *testing.B) string {
 // misses); one op is one record through both.
 func BenchmarkGeoTracker(b *testing.B) {
 	recs, size := trackerRecords(100000)
+	db, g := trackerGeoStage(b)
+	defer db.Close()
+	benchStagesOn(b, recs, size, decode.New(nil), g)
+}
+
+// trackerGeoStage opens the tracker workload's database and a geo stage
+// of the default options over it.
+func trackerGeoStage(b *testing.B) (*geo.Database, *geo.Stage) {
 	db, err := geo.Open(trackerGeoDB(b), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
 	g, err := geo.New(db, geo.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchStagesOn(b, recs, size, decode.New(nil), g)
+	return db, g
 }
 
 // BenchmarkGeoStage: geo alone, with the tracker workload's database, over
@@ -144,15 +151,8 @@ func BenchmarkGeoTracker(b *testing.B) {
 // event. BenchmarkGeoTracker's decode hides most of what geo costs.
 func BenchmarkGeoStage(b *testing.B) {
 	recs, size := trackerRecords(400_000)
-	db, err := geo.Open(trackerGeoDB(b), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	db, g := trackerGeoStage(b)
 	defer db.Close()
-	g, err := geo.New(db, geo.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	dec := decode.New(nil)
 	var batches []*pipeline.Batch
 	for j := 0; j < len(recs); j += batchSize {

@@ -7,9 +7,10 @@
 // 4 KiB page is a page fault: about 10 µs each on the virtual machines
 // sluice was measured on (400 MiB touched: 1.06 s of CPU; advised for
 // huge pages, 0.03 s). At 64 partitions page faults were a sixth of the
-// process's CPU, a third of them the open row groups'. Regions here are 2 MiB, aligned, advised MADV_HUGEPAGE
-// (effective when /sys/kernel/mm/transparent_hugepage/enabled is
-// "always" or "madvise"; otherwise they are ordinary pages, as before).
+// process's CPU, a third of them the open row groups'. Regions here are
+// 2 MiB, aligned, advised MADV_HUGEPAGE (effective when
+// /sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise";
+// otherwise they are ordinary pages, as before).
 //
 // Contract: Get returns a block of exactly the class's size, zeroed on
 // first use only (a reused block holds what its last user wrote); each

@@ -29,8 +29,10 @@ type output struct {
 // maxIdleWriters bounds the finished writers an output keeps for reuse;
 // one finishing beyond them gives its memory back (free). Their buffers
 // come from hugemem, which the collector does not reclaim: a sync.Pool
-// would drop them unfreed.
-const maxIdleWriters = 64
+// would drop them unfreed. A few suffice: a writer freed and made again
+// costs a huge page's fault, not one per 4 KiB, and idle writers would
+// hold memory the Go limit gives up for them.
+const maxIdleWriters = 8
 
 func newOutput(row any, columns []Column, add func(*fileWriter, []*pipeline.Event), codec compress.Codec, createdBy string) *output {
 	return &output{columns: columns, layout: layoutOf(pq.SchemaOf(row)), add: add, codec: codec, createdBy: createdBy}
