@@ -29,11 +29,7 @@ func TestDeadLettersBeforeDone(t *testing.T) {
 	const topic, dlq = "events", "events-dlq"
 	kc := testkit.Kafka(t, topic, 2)
 	brokers := kc.ListenAddrs()
-	dir := t.TempDir()
-	store, err := objstore.NewDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, store := dirStore(t)
 	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordDeliveryTimeout(2*time.Second), kgo.MetadataMinAge(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -120,6 +120,18 @@ func checkOnce(t *testing.T, dir string, ends map[int32]int64) {
 	}
 }
 
+// dirStore is a directory store in a new temporary directory, and that
+// directory.
+func dirStore(t *testing.T) (string, *objstore.Dir) {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := objstore.NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, store
+}
+
 // TestRebalance: a second member joins mid-stream and the first leaves;
 // revoked partitions are flushed and committed before they move, so every
 // record is in exactly one row.
@@ -127,11 +139,7 @@ func TestRebalance(t *testing.T) {
 	const topic = "events"
 	kc := testkit.Kafka(t, topic, 6)
 	brokers := kc.ListenAddrs()
-	dir := t.TempDir()
-	store, err := objstore.NewDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, store := dirStore(t)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	// About 12s of production, so that the second member joins and the
@@ -196,8 +204,7 @@ func TestStoreOutageCommitsNothing(t *testing.T) {
 	const topic = "events"
 	kc := testkit.Kafka(t, topic, 2)
 	brokers := kc.ListenAddrs()
-	dir := t.TempDir()
-	d, _ := objstore.NewDir(dir)
+	dir, d := dirStore(t)
 	store := &blocking{Dir: d, blocked: true}
 	produce(t, brokers, topic, 3000, 2, 0)
 
@@ -227,8 +234,7 @@ func TestRollLimits(t *testing.T) {
 	const topic = "events"
 	kc := testkit.Kafka(t, topic, 1)
 	brokers := kc.ListenAddrs()
-	dir := t.TempDir()
-	store, _ := objstore.NewDir(dir)
+	dir, store := dirStore(t)
 	produce(t, brokers, topic, 2500, 3, 0)
 	m := start(newRunner(t, brokers, topic, "g", store, kafka.Options{RollMaxRows: 1000, RollMaxAge: time.Second}))
 	// 2 flushes by rows, then the last 500 by age with no new data.
@@ -258,8 +264,7 @@ func TestMemoryLimitShrinksBeforeFlushing(t *testing.T) {
 			const topic, n, limit = "events", 100000, 3 << 20
 			kc := testkit.Kafka(t, topic, 1)
 			brokers := kc.ListenAddrs()
-			dir := t.TempDir()
-			store, _ := objstore.NewDir(dir)
+			dir, store := dirStore(t)
 			produce(t, brokers, topic, n, 5, 0)
 			o := pqsink.Options{}
 			if spool {
@@ -361,8 +366,7 @@ func TestBrokenSinkStopsTheRunner(t *testing.T) {
 	const topic = "events"
 	kc := testkit.Kafka(t, topic, 1)
 	brokers := kc.ListenAddrs()
-	dir := t.TempDir()
-	store, _ := objstore.NewDir(dir)
+	dir, store := dirStore(t)
 	produce(t, brokers, topic, 2000, 4, 0)
 	sink, err := pqsink.New(store, pqsink.Options{})
 	if err != nil {
@@ -410,11 +414,7 @@ func TestFencedPartitionRestarts(t *testing.T) {
 	const topic = "events"
 	kc := testkit.Kafka(t, topic, 2)
 	brokers := kc.ListenAddrs()
-	dir := t.TempDir()
-	store, err := objstore.NewDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, store := dirStore(t)
 	state := objstore.StateStore{Store: store}
 	var wg sync.WaitGroup
 	wg.Add(1)
