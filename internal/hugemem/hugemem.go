@@ -25,11 +25,16 @@
 // region emptied beyond that is given back to the kernel (MADV_DONTNEED;
 // its addresses stay mapped, so a block used after Put reads zeros
 // instead of crashing). Safe for concurrent use.
+//
+// Big is the same memory for one array of a region or more (a
+// deduplication window): mapped whole by MapBig, unmapped by Free or, if
+// its owner drops it, by a cleanup; counted in the memory limit too.
 package hugemem
 
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"unsafe"
@@ -244,4 +249,60 @@ func (c *Class) Stats() Stats {
 		}
 	}
 	return s
+}
+
+// Big is memory of one owner mapped whole, for arrays of a region or more
+// (a deduplication window): MapBig maps it, advised for huge pages, and
+// Free unmaps it. The Go memory limit counts it like regions. Its bytes
+// must hold no Go pointers (the collector does not scan them).
+type Big struct {
+	mu      sync.Mutex
+	mem     []byte // the aligned, usable bytes; nil once freed
+	raw     []byte // the whole mapping
+	size    int    // bytes counted against the Go memory limit
+	cleanup runtime.Cleanup
+}
+
+// MapBig maps n bytes (rounded up to whole regions) zeroed, or returns
+// nil if n is under a region or the mapping fails (the caller then uses
+// the Go heap). A Big that becomes unreachable without Free is unmapped
+// by a cleanup.
+func MapBig(n int) *Big {
+	if n < RegionSize {
+		return nil
+	}
+	size := (n + RegionSize - 1) &^ (RegionSize - 1)
+	raw, mem, err := mapAligned(size)
+	if err != nil {
+		return nil
+	}
+	backed(int64(size))
+	b := &Big{mem: mem[:n:n], raw: raw, size: size}
+	b.cleanup = runtime.AddCleanup(b, func(raw []byte) { unmapBig(raw, size) }, raw)
+	return b
+}
+
+// Bytes are the n bytes MapBig mapped; nil after Free.
+func (b *Big) Bytes() []byte { return b.mem }
+
+// Free unmaps the bytes; nothing may use them after. Free of a nil Big,
+// or a second Free, does nothing.
+func (b *Big) Free() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.raw == nil {
+		return
+	}
+	b.cleanup.Stop()
+	unmapBig(b.raw, b.size)
+	b.raw, b.mem = nil, nil
+}
+
+func unmapBig(raw []byte, size int) {
+	if unmap(raw) == nil {
+		backed(-int64(size))
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -223,5 +224,50 @@ func TestMemoryLimitCounted(t *testing.T) {
 	defer c.Put(b)
 	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 		t.Errorf("no limit set, but the runtime's is %d now", got)
+	}
+}
+
+// TestBig: MapBig maps whole regions, aligned and zeroed, counted in
+// Backed until Free (once; a second Free and a nil Big's do nothing), and
+// a Big dropped without Free is unmapped by its cleanup.
+func TestBig(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("mapped on Linux only")
+	}
+	if MapBig(RegionSize-1) != nil {
+		t.Error("a Big under a region")
+	}
+	base := Backed()
+	const n = 3*RegionSize/2 + 5
+	b := MapBig(n)
+	if b == nil {
+		t.Fatal("MapBig failed")
+	}
+	mem := b.Bytes()
+	if len(mem) != n || uintptr(unsafe.Pointer(&mem[0]))%RegionSize != 0 {
+		t.Fatalf("%d bytes at %p, want %d aligned to a region", len(mem), &mem[0], n)
+	}
+	for i := 0; i < n; i += 4096 {
+		if mem[i] != 0 {
+			t.Fatalf("byte %d is %d", i, mem[i])
+		}
+		mem[i] = 1
+	}
+	if got := Backed() - base; got != 2*RegionSize {
+		t.Errorf("backed %d, want two regions", got)
+	}
+	b.Free()
+	b.Free()
+	(*Big)(nil).Free()
+	if b.Bytes() != nil || Backed() != base {
+		t.Errorf("after Free: %d bytes, backed %d more", len(b.Bytes()), Backed()-base)
+	}
+	MapBig(n).Bytes()[0] = 1 // dropped
+	for i := 0; i < 100 && Backed() != base; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if Backed() != base {
+		t.Errorf("a dropped Big is still backed: %d bytes", Backed()-base)
 	}
 }

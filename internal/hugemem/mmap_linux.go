@@ -10,15 +10,24 @@ import (
 // twice the size and uses the aligned half: the rest is address space
 // only, never touched.
 func mapRegion() ([]byte, error) {
-	m, err := syscall.Mmap(-1, 0, 2*RegionSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	_, r, err := mapAligned(RegionSize)
+	return r, err
+}
+
+// mapAligned maps size bytes (a multiple of RegionSize) aligned to
+// RegionSize, advised for huge pages: raw is the whole mapping (size plus
+// a region, whose unaligned ends are address space only), mem the aligned
+// bytes.
+func mapAligned(size int) (raw, mem []byte, err error) {
+	raw, err = syscall.Mmap(-1, 0, size+RegionSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	p := uintptr(unsafe.Pointer(unsafe.SliceData(m)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(raw)))
 	head := int((RegionSize - p%RegionSize) % RegionSize)
-	r := m[head : head+RegionSize : head+RegionSize]
-	syscall.Madvise(r, madvHugepage) // EINVAL without THP: ordinary pages
-	return r, nil
+	mem = raw[head : head+size : head+size]
+	syscall.Madvise(mem, madvHugepage) // EINVAL without THP: ordinary pages
+	return raw, mem, nil
 }
 
 // madvHugepage is MADV_HUGEPAGE (not in package syscall).
@@ -29,3 +38,6 @@ const madvHugepage = 14
 func release(r []byte) {
 	syscall.Madvise(r, syscall.MADV_DONTNEED)
 }
+
+// unmap removes a mapping mapAligned made.
+func unmap(raw []byte) error { return syscall.Munmap(raw) }

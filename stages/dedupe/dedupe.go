@@ -229,9 +229,11 @@ func (s *Stage) Len() int { return s.win.live }
 // Bytes is the memory the window holds.
 func (s *Stage) Bytes() int64 { return s.win.bytes() }
 
-// Close releases the window's entries from the shared count.
+// Close releases the window's entries from the shared count and gives its
+// memory back; the stage is left empty.
 func (s *Stage) Close() {
 	s.stats.Entries.Add(-int64(s.win.live))
 	s.stats.Bytes.Add(-s.bytes)
-	s.win.live, s.bytes = 0, 0
+	s.win.free()
+	s.bytes = 0
 }

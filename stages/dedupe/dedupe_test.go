@@ -9,6 +9,7 @@ import (
 
 	"github.com/zeebo/xxh3"
 
+	"github.com/sluicedata/sluice/internal/hugemem"
 	"github.com/sluicedata/sluice/pipeline"
 )
 
@@ -260,5 +261,52 @@ func TestTagCollisions(t *testing.T) {
 		if _, ok := w.get(k); ok != (i >= 1500) {
 			t.Fatalf("key %d after evicting the first 1500: found %v", i, ok)
 		}
+	}
+}
+
+// TestBigWindowMatchesModel: a window past a huge page of slots lives
+// outside the Go heap (hugemem.Big); it decides as the model does through
+// growth into it and shrinking out of it, and every byte it mapped is
+// given back by the shrink and by Close.
+func TestBigWindowMatchesModel(t *testing.T) {
+	base := hugemem.Backed()
+	s, _ := New(Options{MaxEntries: 300_000, Window: 100 * time.Second}, nil)
+	m := &model{seen: map[xxh3.Uint128]int64{}, max: 300_000, win: 100_000}
+	rng := rand.New(rand.NewSource(7))
+	var peak int64
+	observe := func(i int, key string, at int64) {
+		h := xxh3.HashString128(key)
+		if got, want := s.observe(h, at), m.observe(h, at); got != want {
+			t.Fatalf("event %d: window says duplicate=%v, model %v", i, got, want)
+		}
+		peak = max(peak, hugemem.Backed()-base)
+	}
+	for i := range 250_000 { // a burst: ~200,000 distinct keys, some repeated
+		observe(i, fmt.Sprint(rng.Intn(400_000)), int64(i/10))
+	}
+	if s.Len() != len(m.seen) {
+		t.Fatalf("window holds %d, model %d", s.Len(), len(m.seen))
+	}
+	if s.win.big == nil || peak < 4<<20 {
+		t.Fatalf("a window of %d slots is in the heap (mapped: %d bytes)", len(s.win.ring), peak)
+	}
+	for i := range 2000 { // quiet: the burst leaves the window
+		observe(i, fmt.Sprint("quiet", i), 200_000+int64(i))
+	}
+	if s.Len() != len(m.seen) || s.win.big != nil {
+		t.Fatalf("after the burst: %d entries (model %d), %d slots, mapped %v", s.Len(), len(m.seen), len(s.win.ring), s.win.big != nil)
+	}
+	if got := hugemem.Backed() - base; got != 0 {
+		t.Errorf("after shrinking %d bytes are still mapped", got)
+	}
+	for i := range 100_000 {
+		observe(i, fmt.Sprint("again", i), 300_000+int64(i))
+	}
+	s.Close()
+	if got := hugemem.Backed() - base; got != 0 {
+		t.Errorf("after Close %d bytes are still mapped", got)
+	}
+	if s.Len() != 0 || s.observe(xxh3.HashString128("again1"), 400_000) {
+		t.Errorf("a closed stage holds %d entries", s.Len())
 	}
 }
