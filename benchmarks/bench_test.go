@@ -69,6 +69,24 @@ func fillBatch(b *pipeline.Batch, recs [][]byte, off int64) {
 	}
 }
 
+// processedBatches cuts recs into batches of n (a last partial batch is
+// left out) and runs stages over each, outside any timer; each batch keeps
+// its events' text in its own arena.
+func processedBatches(b *testing.B, recs [][]byte, n int, stages ...pipeline.Stage) []*pipeline.Batch {
+	var batches []*pipeline.Batch
+	for j := 0; j+n <= len(recs); j += n {
+		bt := &pipeline.Batch{}
+		fillBatch(bt, recs[j:j+n], int64(j))
+		for _, s := range stages {
+			if err := s.Process(context.Background(), bt); err != nil {
+				b.Fatal(err)
+			}
+		}
+		batches = append(batches, bt)
+	}
+	return batches
+}
+
 // benchStages runs stages over the workload in batches; one op is one
 // record through all of them.
 func benchStages(b *testing.B, stages ...pipeline.Stage) {
@@ -153,16 +171,7 @@ func BenchmarkGeoStage(b *testing.B) {
 	recs, size := trackerRecords(400_000)
 	db, g := trackerGeoStage(b)
 	defer db.Close()
-	dec := decode.New(nil)
-	var batches []*pipeline.Batch
-	for j := 0; j < len(recs); j += batchSize {
-		bt := &pipeline.Batch{}
-		fillBatch(bt, recs[j:j+batchSize], int64(j))
-		if err := dec.Process(context.Background(), bt); err != nil {
-			b.Fatal(err)
-		}
-		batches = append(batches, bt)
-	}
+	batches := processedBatches(b, recs, batchSize, decode.New(nil))
 	b.ReportAllocs()
 	b.SetBytes(size / int64(len(recs)))
 	b.ResetTimer()
@@ -209,17 +218,7 @@ func BenchmarkParquetSink(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			batches := make([]*pipeline.Batch, 0, len(recs)/batchSize)
-			for j := 0; j < len(recs); j += batchSize {
-				bt := &pipeline.Batch{}
-				fillBatch(bt, recs[j:j+batchSize], int64(j))
-				for _, s := range stages {
-					if err := s.Process(context.Background(), bt); err != nil {
-						b.Fatal(err)
-					}
-				}
-				batches = append(batches, bt)
-			}
+			batches := processedBatches(b, recs, batchSize, stages...)
 			b.ReportAllocs()
 			b.SetBytes(size / int64(len(recs)))
 			b.ResetTimer()
@@ -259,17 +258,7 @@ func BenchmarkParquetSinkFiles(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var batches []*pipeline.Batch
-	for j := 0; j+batch <= len(recs); j += batch {
-		bt := &pipeline.Batch{}
-		fillBatch(bt, recs[j:j+batch], int64(j)) // each batch's text in its own arena
-		for _, s := range stages {
-			if err := s.Process(context.Background(), bt); err != nil {
-				b.Fatal(err)
-			}
-		}
-		batches = append(batches, bt)
-	}
+	batches := processedBatches(b, recs, batch, stages...)
 	for _, c := range []struct{ parts, rows int }{{1, events}, {8, events / 8}, {64, events / 64}, {1, events / 64}} {
 		b.Run(fmt.Sprintf("partitions=%d/rows=%d", c.parts, c.rows), func(b *testing.B) {
 			dir, parts := openBenchPartitions(b, c.parts)
