@@ -264,22 +264,55 @@ func TestTagCollisions(t *testing.T) {
 	}
 }
 
-// TestBigWindowMatchesModel: a window past a huge page of slots lives
-// outside the Go heap (hugemem.Big); it decides as the model does through
-// growth into it and shrinking out of it, and every byte it mapped is
+// bigBytes is what hugemem holds beyond the window classes' regions (the
+// Bigs mapped, in this package's tests).
+func bigBytes() int64 {
+	b := hugemem.Backed()
+	for _, c := range windowClasses {
+		st := c.Stats()
+		b -= int64(st.Regions-st.Released) * hugemem.RegionSize
+	}
+	return b
+}
+
+// lentBlocks is the class blocks lent to windows.
+func lentBlocks() int {
+	n := 0
+	for _, c := range windowClasses {
+		n += c.Stats().Lent
+	}
+	return n
+}
+
+// TestBigWindowMatchesModel: a window of 64 KiB of slots or more lives
+// outside the Go heap (a hugemem class's block, then from a huge page on
+// a hugemem.Big); it decides as the model does through growth into them
+// and shrinking out of them, it holds one block at a time (resize gives
+// the one before back), and every byte it mapped and every block is
 // given back by the shrink and by Close.
 func TestBigWindowMatchesModel(t *testing.T) {
-	base := hugemem.Backed()
+	// Earlier tests' stages may hold blocks still.
+	base, baseLent := bigBytes(), lentBlocks()
 	s, _ := New(Options{MaxEntries: 300_000, Window: 100 * time.Second}, nil)
 	m := &model{seen: map[xxh3.Uint128]int64{}, max: 300_000, win: 100_000}
 	rng := rand.New(rand.NewSource(7))
 	var peak int64
+	inClass := 0
 	observe := func(i int, key string, at int64) {
 		h := xxh3.HashString128(key)
 		if got, want := s.observe(h, at), m.observe(h, at); got != want {
 			t.Fatalf("event %d: window says duplicate=%v, model %v", i, got, want)
 		}
-		peak = max(peak, hugemem.Backed()-base)
+		peak = max(peak, bigBytes()-base)
+		n := lentBlocks() - baseLent
+		if want := 0; s.win.cls != nil {
+			want, inClass = 1, inClass+1
+			if n != want {
+				t.Fatalf("event %d: %d blocks lent to one window of %d slots", i, n, len(s.win.ring))
+			}
+		} else if n != 0 {
+			t.Fatalf("event %d: %d blocks lent to a window of %d slots outside the classes", i, n, len(s.win.ring))
+		}
 	}
 	for i := range 250_000 { // a burst: ~200,000 distinct keys, some repeated
 		observe(i, fmt.Sprint(rng.Intn(400_000)), int64(i/10))
@@ -287,8 +320,8 @@ func TestBigWindowMatchesModel(t *testing.T) {
 	if s.Len() != len(m.seen) {
 		t.Fatalf("window holds %d, model %d", s.Len(), len(m.seen))
 	}
-	if s.win.big == nil || peak < 4<<20 {
-		t.Fatalf("a window of %d slots is in the heap (mapped: %d bytes)", len(s.win.ring), peak)
+	if s.win.big == nil || peak < 4<<20 || inClass == 0 {
+		t.Fatalf("a window of %d slots is in the heap (mapped: %d bytes; %d events in a class block)", len(s.win.ring), peak, inClass)
 	}
 	for i := range 2000 { // quiet: the burst leaves the window
 		observe(i, fmt.Sprint("quiet", i), 200_000+int64(i))
@@ -296,15 +329,18 @@ func TestBigWindowMatchesModel(t *testing.T) {
 	if s.Len() != len(m.seen) || s.win.big != nil {
 		t.Fatalf("after the burst: %d entries (model %d), %d slots, mapped %v", s.Len(), len(m.seen), len(s.win.ring), s.win.big != nil)
 	}
-	if got := hugemem.Backed() - base; got != 0 {
+	if got := bigBytes() - base; got != 0 {
 		t.Errorf("after shrinking %d bytes are still mapped", got)
 	}
 	for i := range 100_000 {
 		observe(i, fmt.Sprint("again", i), 300_000+int64(i))
 	}
 	s.Close()
-	if got := hugemem.Backed() - base; got != 0 {
+	if got := bigBytes() - base; got != 0 {
 		t.Errorf("after Close %d bytes are still mapped", got)
+	}
+	if n := lentBlocks() - baseLent; n != 0 {
+		t.Errorf("after Close %d class blocks are still lent", n)
 	}
 	if s.Len() != 0 || s.observe(xxh3.HashString128("again1"), 400_000) {
 		t.Errorf("a closed stage holds %d entries", s.Len())

@@ -29,9 +29,12 @@ type entry struct {
 // An entry whose key was seen again after its window passed stays in the
 // ring but no longer in the index (stale); evicting it changes nothing.
 // Both arrays grow and shrink together by powers of two, so memory follows
-// the number of live entries. From a huge page of slots on they are
-// mapped outside the Go heap (hugemem.Big) and unmapped when replaced or
-// when the stage closes.
+// the number of live entries. From 64 KiB of slots on they live outside
+// the Go heap: up to 1 MiB in one block of a hugemem class (blocks of a
+// size shared by the windows of all partitions, given back when replaced
+// or when the stage closes, and lent again to the next window that grows
+// to that size), from a huge page on in a mapping of their own
+// (hugemem.Big), unmapped when replaced or when the stage closes.
 type window struct {
 	ring       []entry
 	head, tail uint64
@@ -46,7 +49,26 @@ type window struct {
 	// collector nor a page fault per 4 KiB first touched (~11 µs each on
 	// the virtual machines measured); nil: both arrays are in the heap.
 	big *hugemem.Big
+	// blk holds ring and index when they take from 64 KiB to 1 MiB: a
+	// block of cls. At 64 partitions each window doubled in the heap up to
+	// 512 KiB, 64 MB of garbage a 1M-event run, touched 4 KiB at a time.
+	blk []byte
+	cls *hugemem.Class
 }
+
+// The sizes of window arrays (ring and index) lent by hugemem classes:
+// from minClassShift to maxClassShift (a region is hugemem.Big's).
+const (
+	minClassShift = 16 // 64 KiB: 2,048 slots
+	maxClassShift = 20 // 1 MiB: 32,768 slots
+)
+
+var windowClasses = func() (c [maxClassShift - minClassShift + 1]*hugemem.Class) {
+	for i := range c {
+		c[i] = hugemem.NewClass(1 << (minClassShift + i))
+	}
+	return c
+}()
 
 const minWindowCap = 1 << 10
 
@@ -60,14 +82,30 @@ func newWindow() *window {
 const slotBytes = int(unsafe.Sizeof(entry{})) + 2*4
 
 // alloc gives w an empty ring of n slots (a power of two) and its index,
-// mapped outside the heap from a huge page's worth of slots on; the
-// arrays it had are the caller's to free.
+// outside the heap from 64 KiB of slots on (a class's block, or mapped
+// whole from a huge page's worth on); the arrays it had are the caller's
+// to release.
 func (w *window) alloc(n int) {
-	w.big = hugemem.MapBig(n * slotBytes)
-	if w.big != nil {
-		mem := w.big.Bytes()
+	size := n * slotBytes
+	var mem []byte
+	w.big, w.blk, w.cls = nil, nil, nil
+	switch {
+	case size >= hugemem.RegionSize:
+		if w.big = hugemem.MapBig(size); w.big != nil {
+			mem = w.big.Bytes()
+		}
+	case size >= 1<<minClassShift:
+		w.cls = windowClasses[bits.Len(uint(size))-1-minClassShift]
+		w.blk = w.cls.Get()
+		mem = w.blk
+	}
+	if mem != nil {
+		ringBytes := n * int(unsafe.Sizeof(entry{}))
 		w.ring = unsafe.Slice((*entry)(unsafe.Pointer(&mem[0])), n)
-		w.index = unsafe.Slice((*uint32)(unsafe.Pointer(&mem[n*int(unsafe.Sizeof(entry{}))])), 2*n)
+		w.index = unsafe.Slice((*uint32)(unsafe.Pointer(&mem[ringBytes])), 2*n)
+		// A reused block holds a past window's index (0 is empty); the
+		// ring is read only where the index points.
+		clear(w.index)
 	} else {
 		w.ring, w.index = make([]entry, n), make([]uint32, 2*n)
 	}
@@ -195,15 +233,25 @@ func (w *window) resize(n int) {
 		w.tail++
 		w.live++
 	}
-	prev.big.Free()
+	prev.release()
+}
+
+// release gives back the arrays held outside the heap; w is not used
+// after (resize's copy of the window before, or free's).
+func (w *window) release() {
+	w.big.Free()
+	if w.cls != nil {
+		w.cls.Put(w.blk)
+	}
+	w.ring, w.index, w.big, w.blk, w.cls = nil, nil, nil, nil, nil
 }
 
 // free gives the arrays back and leaves w empty, at its least size.
 func (w *window) free() {
-	big := w.big
+	prev := *w
 	*w = window{}
 	w.alloc(minWindowCap)
-	big.Free()
+	prev.release()
 }
 
 // bytes is the memory the window holds.
