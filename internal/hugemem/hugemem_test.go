@@ -62,14 +62,15 @@ func TestLendAndReuse(t *testing.T) {
 	}
 }
 
-// TestIdleRegionsReleased: regions emptied beyond MaxIdleRegions go back
+// TestIdleRegionsReleased: regions emptied beyond idleCap() go back
 // to the kernel (their bytes read zero after) and are lent again.
 func TestIdleRegionsReleased(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("regions are mapped on Linux only")
 	}
 	c := NewClass(RegionSize) // one block a region
-	n := MaxIdleRegions + 4
+	keep := idleCap()
+	n := keep + 4
 	var lent [][]byte
 	for range n {
 		b := c.Get()
@@ -80,8 +81,8 @@ func TestIdleRegionsReleased(t *testing.T) {
 		c.Put(b)
 	}
 	s := c.Stats()
-	if s.Released < n-MaxIdleRegions || s.Lent != 0 {
-		t.Fatalf("stats %+v: at least %d of %d empty regions should be given back", s, n-MaxIdleRegions, n)
+	if s.Released < n-keep || s.Lent != 0 {
+		t.Fatalf("stats %+v: at least %d of %d empty regions should be given back", s, n-keep, n)
 	}
 	zeroed := 0
 	for range n {
@@ -96,6 +97,28 @@ func TestIdleRegionsReleased(t *testing.T) {
 	}
 	if s := c.Stats(); s.Regions != n || s.Released != 0 {
 		t.Errorf("regions lent again: %+v, want %d regions, none released", s, n)
+	}
+}
+
+// TestIdleCap: the empty regions kept follow the Go memory limit its
+// owner set: a thirty-second of it, at least MinIdleRegions, at most
+// MaxIdleRegions.
+func TestIdleCap(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(prev)
+	for _, c := range []struct {
+		limit int64
+		want  int
+	}{
+		{256 << 20 / 5 * 4, MinIdleRegions}, // sluice in a 256 MiB container
+		{1280 << 20, 20},                    // sluice without one
+		{64 << 30, MaxIdleRegions},
+		{math.MaxInt64, MaxIdleRegions}, // no limit
+	} {
+		debug.SetMemoryLimit(c.limit)
+		if got := idleCap(); got != c.want {
+			t.Errorf("limit %d: %d idle regions kept, want %d", c.limit, got, c.want)
+		}
 	}
 }
 
@@ -203,7 +226,7 @@ func TestMemoryLimitCounted(t *testing.T) {
 	defer debug.SetMemoryLimit(prev)
 	c := NewClass(RegionSize)
 	var lent [][]byte
-	for range MaxIdleRegions + 3 {
+	for range idleCap() + 3 {
 		lent = append(lent, c.Get())
 		if got, want := debug.SetMemoryLimit(-1), int64(base)-Backed(); got != want {
 			t.Fatalf("limit %d with %d bytes backed, want %d", got, Backed(), want)
