@@ -103,9 +103,12 @@ func (w *window) alloc(n int) {
 		ringBytes := n * int(unsafe.Sizeof(entry{}))
 		w.ring = unsafe.Slice((*entry)(unsafe.Pointer(&mem[0])), n)
 		w.index = unsafe.Slice((*uint32)(unsafe.Pointer(&mem[ringBytes])), 2*n)
-		// A reused block holds a past window's index (0 is empty); the
-		// ring is read only where the index points.
-		clear(w.index)
+		if w.cls != nil {
+			// A reused block holds a past window's index (0 is empty; a
+			// Big is mapped zeroed); the ring is read only where the
+			// index points.
+			clear(w.index)
+		}
 	} else {
 		w.ring, w.index = make([]entry, n), make([]uint32, 2*n)
 	}
