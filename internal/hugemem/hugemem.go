@@ -13,7 +13,8 @@
 // otherwise they are ordinary pages, as before).
 //
 // Contract: Get returns a block of exactly the class's size, zeroed on
-// first use only (a reused block holds what its last user wrote); each
+// first use only (a reused block holds what was last written there, by a
+// user of its class or of another that had its region before); each
 // block goes back with Put exactly once, and nothing may use it after.
 // The garbage collector neither scans nor counts these blocks: they hold
 // bytes only. The Go memory limit (GOMEMLIMIT, or the one sluice derives)
@@ -21,9 +22,10 @@
 // its size and each region given back raises it again (down to half the
 // limit at most), so that the heap and the regions together stay within
 // it, as the heap alone did when the blocks were in it. Memory: what is
-// lent, plus at most idleCap() empty regions kept for reuse; a
-// region emptied beyond that is given back to the kernel (MADV_DONTNEED;
-// its addresses stay mapped, so a block used after Put reads zeros
+// lent, plus at most idleCap() empty regions kept backed for any class to
+// carve again; a region emptied beyond that is given back to the kernel
+// (MADV_DONTNEED; its addresses stay mapped and are the next to be
+// carved after the backed ones, so a block used after Put reads zeros
 // instead of crashing). Safe for concurrent use.
 //
 // Big is the same memory for one array of a region or more (a
@@ -43,14 +45,15 @@ import (
 // RegionSize is the size of a region: one huge page on x86-64 and arm64.
 const RegionSize = 2 << 20
 
-// Empty regions of all classes are kept mapped and backed for reuse, up
-// to a thirty-second of the Go memory limit (as its owner set it: 40 MiB
-// under sluice's limit without a container, the minimum in a 256 MiB
-// one), from MinIdleRegions to MaxIdleRegions: an open row group ends,
-// its blocks come back, and the next one takes them again without a
-// fault. A region given back to the kernel costs a huge page's fault and
-// zeroing when it is next lent (~3.4 ms a file of 15,625 rows when only
-// 4 were kept: a file's blocks span more classes than that).
+// Empty regions of all classes are kept mapped and backed for reuse by
+// any class, up to a thirty-second of the Go memory limit (as its owner
+// set it: 40 MiB under sluice's limit without a container, the minimum
+// in a 256 MiB one), from MinIdleRegions to MaxIdleRegions: an open row
+// group ends, its blocks come back, and the next one takes them again
+// without a fault. A region given back to the kernel costs a huge page's
+// fault and zeroing when it is next lent (~3.4 ms a file of 15,625 rows
+// when only 4 were kept, each in its class: a file's blocks span more
+// classes than that).
 const (
 	MinIdleRegions = 4
 	MaxIdleRegions = 32
@@ -71,11 +74,10 @@ func idleCap() int {
 type Class struct {
 	size int
 	mu   sync.Mutex
-	// partial: regions with free blocks and some lent; empty: regions
-	// with every block free (backed or given back).
+	// partial: regions with free blocks and some lent. A full region is
+	// on no list; an empty one leaves the class for the spares.
 	partial []*region
-	empty   []*region
-	regions map[uintptr]*region // by base address
+	regions map[uintptr]*region // regions with blocks lent, by base address
 }
 
 type region struct {
@@ -83,15 +85,55 @@ type region struct {
 	mem   []byte
 	free  []int32 // indexes of free blocks
 	lent  int
-	where int  // index in the list it is on (partial or empty)
-	onP   bool // on partial (else on empty, or on neither: full)
-	idle  bool // given back to the kernel
+	where int // index in partial, or -1
 }
 
-var (
-	idleMu sync.Mutex
-	idle   int // empty, backed regions across classes
-)
+// spare holds the empty regions of all classes, for any class to carve
+// again: up to idleCap() backed, the rest given back to the kernel with
+// their addresses kept mapped (a block used after Put reads zeros).
+var spare struct {
+	sync.Mutex
+	backed, released [][]byte
+}
+
+// putSpare takes an emptied region's memory.
+func putSpare(mem []byte) {
+	spare.Lock()
+	defer spare.Unlock()
+	if len(spare.backed) < idleCap() {
+		spare.backed = append(spare.backed, mem)
+		return
+	}
+	release(mem)
+	backed(-RegionSize)
+	spare.released = append(spare.released, mem)
+}
+
+// takeSpare returns a spare region's memory, a backed one first, or nil.
+func takeSpare() []byte {
+	spare.Lock()
+	defer spare.Unlock()
+	if n := len(spare.backed); n > 0 {
+		mem := spare.backed[n-1]
+		spare.backed = spare.backed[:n-1]
+		return mem
+	}
+	if n := len(spare.released); n > 0 {
+		mem := spare.released[n-1]
+		spare.released = spare.released[:n-1]
+		backed(RegionSize)
+		return mem
+	}
+	return nil
+}
+
+// Spare returns the empty regions kept: backed, and given back to the
+// kernel.
+func Spare() (backed, released int) {
+	spare.Lock()
+	defer spare.Unlock()
+	return len(spare.backed), len(spare.released)
+}
 
 // NewClass returns a class of blocks of size bytes.
 func NewClass(size int) *Class {
@@ -109,26 +151,18 @@ func (c *Class) Get() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var r *region
-	switch {
-	case len(c.partial) > 0:
+	if len(c.partial) > 0 {
 		r = c.partial[len(c.partial)-1]
-	case len(c.empty) > 0:
-		r = c.empty[len(c.empty)-1]
-		c.remove(r)
-		if r.idle {
-			r.idle = false
+	} else {
+		mem := takeSpare()
+		if mem == nil {
+			var err error
+			if mem, err = mapRegion(); err != nil {
+				// No address space or mapping refused: the Go heap lends it.
+				return make([]byte, c.size)
+			}
 			backed(RegionSize)
-		} else {
-			addIdle(-1)
 		}
-		c.push(r, true)
-	default:
-		mem, err := mapRegion()
-		if err != nil {
-			// No address space or mapping refused: the Go heap lends it.
-			return make([]byte, c.size)
-		}
-		backed(RegionSize)
 		r = &region{base: uintptr(unsafe.Pointer(unsafe.SliceData(mem))), mem: mem}
 		n := RegionSize / c.size
 		r.free = make([]int32, n)
@@ -136,7 +170,7 @@ func (c *Class) Get() []byte {
 			r.free[i] = int32(n - 1 - i)
 		}
 		c.regions[r.base] = r
-		c.push(r, true)
+		c.push(r)
 	}
 	i := r.free[len(r.free)-1]
 	r.free = r.free[:len(r.free)-1]
@@ -163,7 +197,7 @@ func (c *Class) Put(b []byte) {
 		return
 	}
 	if len(r.free) == 0 {
-		c.push(r, true) // was full
+		c.push(r) // was full
 	}
 	r.free = append(r.free, int32((p-base)/uintptr(c.size)))
 	r.lent--
@@ -171,46 +205,26 @@ func (c *Class) Put(b []byte) {
 		return
 	}
 	c.remove(r)
-	c.push(r, false)
-	if addIdle(1) > idleCap() {
-		addIdle(-1)
-		release(r.mem)
-		r.idle = true
-		backed(-RegionSize)
-	}
+	delete(c.regions, r.base)
+	putSpare(r.mem)
 }
 
-// push puts r on the partial (p) or empty list.
-func (c *Class) push(r *region, p bool) {
-	list := &c.empty
-	if p {
-		list = &c.partial
-	}
-	r.onP, r.where = p, len(*list)
-	*list = append(*list, r)
+// push puts r on the partial list.
+func (c *Class) push(r *region) {
+	r.where = len(c.partial)
+	c.partial = append(c.partial, r)
 }
 
-// remove takes r off the list it is on.
+// remove takes r off the partial list, if it is on it.
 func (c *Class) remove(r *region) {
-	list := &c.empty
-	if r.onP {
-		list = &c.partial
-	}
-	l := *list
+	l := c.partial
 	if r.where < 0 || r.where >= len(l) || l[r.where] != r {
-		return // on neither (full)
+		return // full
 	}
 	last := l[len(l)-1]
 	l[r.where], last.where = last, r.where
-	*list = l[:len(l)-1]
+	c.partial = l[:len(l)-1]
 	r.where = -1
-}
-
-func addIdle(d int) int {
-	idleMu.Lock()
-	defer idleMu.Unlock()
-	idle += d
-	return idle
 }
 
 // limit is the Go memory limit less the regions' bytes: base is the
@@ -251,9 +265,8 @@ func Backed() int64 {
 
 // Stats are a class's regions and blocks.
 type Stats struct {
-	Regions  int // mapped
-	Released int // given back to the kernel (empty)
-	Lent     int // blocks lent
+	Regions int // holding blocks lent (backed)
+	Lent    int // blocks lent
 }
 
 // Stats returns the class's counts.
@@ -263,9 +276,6 @@ func (c *Class) Stats() Stats {
 	s := Stats{Regions: len(c.regions)}
 	for _, r := range c.regions {
 		s.Lent += r.lent
-		if r.idle {
-			s.Released++
-		}
 	}
 	return s
 }

@@ -14,13 +14,28 @@ import (
 
 func addr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b[:1]))) }
 
+// emptySpares gives every backed spare region back to the kernel and
+// forgets the spares (their address space stays mapped: tests only), so
+// that a test starts without other tests' regions ahead of its own.
+func emptySpares() {
+	spare.Lock()
+	defer spare.Unlock()
+	for _, mem := range spare.backed {
+		release(mem)
+		backed(-RegionSize)
+	}
+	spare.backed, spare.released = nil, nil
+}
+
 // TestLendAndReuse: blocks are the class's size, lie in aligned regions,
 // never overlap while lent (each keeps the bytes written into it), fill a
-// region before the next is mapped, and come back for reuse.
+// region before the next is mapped, and come back for reuse; an emptied
+// region is carved again by another class.
 func TestLendAndReuse(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("regions are mapped on Linux only")
 	}
+	emptySpares()
 	c := NewClass(64 << 10)
 	per := RegionSize / c.Size()
 	var lent [][]byte
@@ -57,8 +72,17 @@ func TestLendAndReuse(t *testing.T) {
 	for _, b := range lent {
 		c.Put(b)
 	}
-	if s := c.Stats(); s.Lent != 0 || s.Regions != 4 {
+	if s := c.Stats(); s.Lent != 0 || s.Regions != 0 {
 		t.Fatalf("after every Put: %+v", s)
+	}
+	if kept, _ := Spare(); kept != 4 {
+		t.Fatalf("%d spare regions backed, want the 4 emptied", kept)
+	}
+	o := NewClass(16 << 10)
+	b := o.Get()
+	defer o.Put(b)
+	if bases[addr(b)&^(RegionSize-1)] == 0 {
+		t.Error("another class mapped a new region while emptied ones were spare")
 	}
 }
 
@@ -68,6 +92,7 @@ func TestIdleRegionsReleased(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("regions are mapped on Linux only")
 	}
+	emptySpares()
 	c := NewClass(RegionSize) // one block a region
 	keep := idleCap()
 	n := keep + 4
@@ -80,9 +105,9 @@ func TestIdleRegionsReleased(t *testing.T) {
 	for _, b := range lent {
 		c.Put(b)
 	}
-	s := c.Stats()
-	if s.Released < n-keep || s.Lent != 0 {
-		t.Fatalf("stats %+v: at least %d of %d empty regions should be given back", s, n-keep, n)
+	kept, released := Spare()
+	if s := c.Stats(); kept != keep || released != n-keep || s.Lent != 0 || s.Regions != 0 {
+		t.Fatalf("stats %+v, spares %d backed, %d given back: want %d of %d empty regions given back", s, kept, released, n-keep, n)
 	}
 	zeroed := 0
 	for range n {
@@ -92,11 +117,14 @@ func TestIdleRegionsReleased(t *testing.T) {
 		}
 		defer c.Put(b)
 	}
-	if zeroed != s.Released {
-		t.Errorf("%d blocks read zero, %d regions were given back", zeroed, s.Released)
+	if zeroed != n-keep {
+		t.Errorf("%d blocks read zero, %d regions were given back", zeroed, n-keep)
 	}
-	if s := c.Stats(); s.Regions != n || s.Released != 0 {
-		t.Errorf("regions lent again: %+v, want %d regions, none released", s, n)
+	if s := c.Stats(); s.Regions != n {
+		t.Errorf("regions lent again: %+v, want %d regions", s, n)
+	}
+	if kept, released := Spare(); kept != 0 || released != 0 {
+		t.Errorf("spares after: %d backed, %d given back; want none", kept, released)
 	}
 }
 
@@ -224,6 +252,7 @@ func TestMemoryLimitCounted(t *testing.T) {
 	const base = 1 << 30
 	prev := debug.SetMemoryLimit(base)
 	defer debug.SetMemoryLimit(prev)
+	emptySpares() // every Get maps a region
 	c := NewClass(RegionSize)
 	var lent [][]byte
 	for range idleCap() + 3 {
