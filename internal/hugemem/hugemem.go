@@ -28,6 +28,9 @@
 // carved after the backed ones, so a block used after Put reads zeros
 // instead of crashing). Safe for concurrent use.
 //
+// ClassOf hands out one class per block size, shared by all packages, so
+// that partly lent regions of a size serve every user of it.
+//
 // Big is the same memory for one array of a region or more (a
 // deduplication window): mapped whole by MapBig, unmapped by Free or, if
 // its owner drops it, by a cleanup; counted in the memory limit too.
@@ -36,6 +39,7 @@ package hugemem
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -135,7 +139,45 @@ func Spare() (backed, released int) {
 	return len(spare.backed), len(spare.released)
 }
 
-// NewClass returns a class of blocks of size bytes.
+// The classes ClassOf shares, one for each block size from 4 KiB to a
+// region.
+const (
+	minClassShift = 12
+	regionShift   = 21
+)
+
+var classes = func() (c [regionShift - minClassShift + 1]*Class) {
+	for i := range c {
+		c[i] = NewClass(1 << (minClassShift + i))
+	}
+	return c
+}()
+
+// ClassOf returns the class of the smallest blocks that hold n bytes (4
+// KiB at least), one per size shared by all its users, or nil when n is
+// more than a region.
+func ClassOf(n int) *Class {
+	if n > RegionSize {
+		return nil
+	}
+	return classes[max(bits.Len(uint(n-1)), minClassShift)-minClassShift]
+}
+
+// Usage sums the Stats of ClassOf's classes of blocks from lo to hi bytes.
+func Usage(lo, hi int) Stats {
+	var s Stats
+	for _, c := range classes {
+		if c.size >= lo && c.size <= hi {
+			st := c.Stats()
+			s.Regions += st.Regions
+			s.Lent += st.Lent
+		}
+	}
+	return s
+}
+
+// NewClass returns a class of blocks of size bytes (ClassOf's are shared;
+// a class of its own shares only the spare regions).
 func NewClass(size int) *Class {
 	if size < 4096 || size > RegionSize || size&(size-1) != 0 {
 		panic(fmt.Sprintf("hugemem: block size %d is not a power of two in [4 KiB, 2 MiB]", size))

@@ -150,6 +150,25 @@ func TestIdleCap(t *testing.T) {
 	}
 }
 
+// TestClassOf: the smallest shared class that holds n bytes, the same
+// for every caller; none over a region.
+func TestClassOf(t *testing.T) {
+	for _, c := range []struct{ n, want int }{
+		{1, 4096}, {4096, 4096}, {4097, 8192}, {927_232, 1 << 20}, {RegionSize, RegionSize}, {RegionSize + 1, 0},
+	} {
+		got := ClassOf(c.n)
+		if c.want == 0 {
+			if got != nil {
+				t.Errorf("ClassOf(%d) is a class of %d, want none", c.n, got.Size())
+			}
+			continue
+		}
+		if got == nil || got.Size() != c.want || ClassOf(c.want) != got {
+			t.Errorf("ClassOf(%d) = %v, want the shared class of %d", c.n, got, c.want)
+		}
+	}
+}
+
 // TestPutWrongSize: a block of another class is a programming error.
 func TestPutWrongSize(t *testing.T) {
 	defer func() {

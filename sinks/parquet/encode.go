@@ -419,19 +419,9 @@ const (
 	maxBlockShift = 16 // 64 KiB
 )
 
-var blockClasses = func() (c [maxBlockShift - minBlockShift + 1]*hugemem.Class) {
-	for i := range c {
-		c[i] = hugemem.NewClass(1 << (minBlockShift + i))
-	}
-	return c
-}()
+func getBlock(shift int) []byte { return hugemem.ClassOf(1 << shift).Get() }
 
-func getBlock(shift int) []byte { return blockClasses[shift-minBlockShift].Get() }
-
-func putBlock(b []byte) {
-	shift := bits.Len(uint(cap(b))) - 1
-	blockClasses[shift-minBlockShift].Put(b[:cap(b)])
-}
+func putBlock(b []byte) { hugemem.ClassOf(cap(b)).Put(b[:cap(b)]) }
 
 // blockBuf is bytes appended into pooled blocks.
 type blockBuf struct {

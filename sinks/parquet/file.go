@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/bits"
 	"sync"
 	"unsafe"
 
@@ -197,7 +196,7 @@ func (w *fileWriter) presize() {
 	// buffers is touched as its first pages fill, a page fault per 4 KiB
 	// in the Go heap. Given back by free.
 	total := 8*nd + 2*ni + nb
-	if c := presizeClass(total); c != nil {
+	if c := hugemem.ClassOf(total); c != nil {
 		w.pre, w.preClass = c.Get(), c
 	} else {
 		w.pre = make([]byte, total)
@@ -213,22 +212,6 @@ func (w *fileWriter) presize() {
 		c.vals, bytes = bytes[:0:v], bytes[v:]
 		c.idx, idx = idx[:0:x], idx[x:]
 	}
-}
-
-// presizeClasses are the hugemem classes of writers' buffers, by size.
-var presizeClasses sync.Map // int → *hugemem.Class
-
-// presizeClass is the class of n bytes of buffers (nil: more than a region).
-func presizeClass(n int) *hugemem.Class {
-	size := max(4096, 1<<bits.Len(uint(n-1)))
-	if size > hugemem.RegionSize {
-		return nil
-	}
-	if c, ok := presizeClasses.Load(size); ok {
-		return c.(*hugemem.Class)
-	}
-	c, _ := presizeClasses.LoadOrStore(size, hugemem.NewClass(size))
-	return c.(*hugemem.Class)
 }
 
 // free gives back what the writer holds of hugemem (its open row group's

@@ -725,23 +725,11 @@ func onSpool(t *testing.T, dir string, spool func() spoolFile) pipeline.Partitio
 }
 
 // lentBlocks is the number of row-group blocks hugemem has lent.
-func lentBlocks() int {
-	n := 0
-	for _, c := range blockClasses {
-		n += c.Stats().Lent
-	}
-	return n
-}
+func lentBlocks() int { return hugemem.Usage(1<<minBlockShift, 1<<maxBlockShift).Lent }
 
-// lentBuffers is the number of writers' buffers hugemem has lent.
-func lentBuffers() int {
-	n := 0
-	presizeClasses.Range(func(_, c any) bool {
-		n += c.(*hugemem.Class).Stats().Lent
-		return true
-	})
-	return n
-}
+// lentBuffers is the number of writers' buffers hugemem has lent (the
+// classes above the row-group blocks').
+func lentBuffers() int { return hugemem.Usage(2<<maxBlockShift, hugemem.RegionSize).Lent }
 
 // TestBlocksGivenBack: the blocks of open row groups go back to hugemem
 // (which the collector does not reclaim) when a row group is written,

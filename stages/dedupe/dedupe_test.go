@@ -264,25 +264,18 @@ func TestTagCollisions(t *testing.T) {
 	}
 }
 
+// windowUsage is the regions and blocks of the classes windows take.
+func windowUsage() hugemem.Stats { return hugemem.Usage(minClassBytes, hugemem.RegionSize/2) }
+
 // bigBytes is what hugemem holds beyond the window classes' regions and
 // the spare ones (the Bigs mapped, in this package's tests).
 func bigBytes() int64 {
 	kept, _ := hugemem.Spare()
-	b := hugemem.Backed() - int64(kept)*hugemem.RegionSize
-	for _, c := range windowClasses {
-		b -= int64(c.Stats().Regions) * hugemem.RegionSize
-	}
-	return b
+	return hugemem.Backed() - int64(kept+windowUsage().Regions)*hugemem.RegionSize
 }
 
 // lentBlocks is the class blocks lent to windows.
-func lentBlocks() int {
-	n := 0
-	for _, c := range windowClasses {
-		n += c.Stats().Lent
-	}
-	return n
-}
+func lentBlocks() int { return windowUsage().Lent }
 
 // TestBigWindowMatchesModel: a window of 64 KiB of slots or more lives
 // outside the Go heap (a hugemem class's block, then from a huge page on

@@ -56,19 +56,10 @@ type window struct {
 	cls *hugemem.Class
 }
 
-// The sizes of window arrays (ring and index) lent by hugemem classes:
-// from minClassShift to maxClassShift (a region is hugemem.Big's).
-const (
-	minClassShift = 16 // 64 KiB: 2,048 slots
-	maxClassShift = 20 // 1 MiB: 32,768 slots
-)
-
-var windowClasses = func() (c [maxClassShift - minClassShift + 1]*hugemem.Class) {
-	for i := range c {
-		c[i] = hugemem.NewClass(1 << (minClassShift + i))
-	}
-	return c
-}()
+// minClassBytes: window arrays (ring and index) from this size (2,048
+// slots) to a region's half are a hugemem class's block; a region or
+// more is hugemem.Big's.
+const minClassBytes = 64 << 10
 
 const minWindowCap = 1 << 10
 
@@ -94,8 +85,8 @@ func (w *window) alloc(n int) {
 		if w.big = hugemem.MapBig(size); w.big != nil {
 			mem = w.big.Bytes()
 		}
-	case size >= 1<<minClassShift:
-		w.cls = windowClasses[bits.Len(uint(size))-1-minClassShift]
+	case size >= minClassBytes:
+		w.cls = hugemem.ClassOf(size)
 		w.blk = w.cls.Get()
 		mem = w.blk
 	}
